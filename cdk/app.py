@@ -1,0 +1,142 @@
+"""Example app: a complete SageMaker shadow test whose end is declared with InferenceExperimentStopper.
+
+Every name and location is read from CDK context (cdk.json holds placeholders), so `cdk synth` needs
+no arguments and no AWS account: `cdk deploy -c image_uri=... -c production_model_data=s3://...`.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from inference_experiment_stopper import (
+    DesiredState,
+    InferenceExperimentStopper,
+    ModelVariantAction,
+    ModelVariantConfig,
+)
+
+
+class ShadowTestStack(cdk.Stack):
+    """An endpoint serving a production model, a shadow test of a second model, and how the test ends."""
+
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        context = self.node.try_get_context
+        experiment_name: str = context("experiment_name")
+        endpoint_name: str = context("endpoint_name")
+        image_uri: str = context("image_uri")
+        instance_type: str = context("instance_type")
+        model_data = {"production": context("production_model_data"), "shadow": context("shadow_model_data")}
+
+        role = iam.Role(
+            self,
+            "SageMakerRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Lets SageMaker pull the models' image and artifacts for the shadow test",
+        )
+        _allow_model_artifacts(role, model_data.values())
+        _allow_image(role, image_uri)
+
+        models = {}
+        for variant, data_url in model_data.items():
+            models[variant] = sagemaker.CfnModel(
+                self,
+                f"{variant.capitalize()}Model",
+                execution_role_arn=role.role_arn,
+                primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(image=image_uri, model_data_url=data_url),
+            )
+            models[variant].node.add_dependency(role)
+
+        endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name="production",
+                    model_name=models["production"].attr_model_name,
+                    initial_instance_count=1,
+                    instance_type=instance_type,
+                    initial_variant_weight=1,
+                )
+            ],
+        )
+        endpoint = sagemaker.CfnEndpoint(
+            self, "Endpoint", endpoint_name=endpoint_name, endpoint_config_name=endpoint_config.attr_endpoint_config_name
+        )
+
+        def infrastructure(variant: str) -> sagemaker.CfnInferenceExperiment.ModelVariantConfigProperty:
+            return sagemaker.CfnInferenceExperiment.ModelVariantConfigProperty(
+                model_name=models[variant].attr_model_name,
+                variant_name=variant,
+                infrastructure_config=sagemaker.CfnInferenceExperiment.ModelInfrastructureConfigProperty(
+                    infrastructure_type="RealTimeInference",
+                    real_time_inference_config=sagemaker.CfnInferenceExperiment.RealTimeInferenceConfigProperty(
+                        instance_type=instance_type, instance_count=1
+                    ),
+                ),
+            )
+
+        experiment = sagemaker.CfnInferenceExperiment(
+            self,
+            "ShadowTest",
+            name=experiment_name,
+            type="ShadowMode",
+            role_arn=role.role_arn,
+            endpoint_name=endpoint.attr_endpoint_name,
+            model_variants=[infrastructure("production"), infrastructure("shadow")],
+            shadow_mode_config=sagemaker.CfnInferenceExperiment.ShadowModeConfigProperty(
+                source_model_variant_name="production",
+                shadow_model_variants=[
+                    sagemaker.CfnInferenceExperiment.ShadowModelVariantConfigProperty(
+                        shadow_model_variant_name="shadow", sampling_percentage=50
+                    )
+                ],
+            ),
+        )
+
+        stopper = InferenceExperimentStopper(
+            self,
+            "StopShadowTest",
+            experiment=experiment,
+            model_variant_actions={"shadow": ModelVariantAction.PROMOTE, "production": ModelVariantAction.REMOVE},
+            desired_model_variants=[
+                ModelVariantConfig(
+                    model_name=models["shadow"].attr_model_name,
+                    variant_name="shadow",
+                    instance_type=instance_type,
+                    instance_count=1,
+                )
+            ],
+            desired_state=DesiredState.COMPLETED,
+            reason="Shadow model promoted by the stack",
+            completion_timeout=cdk.Duration.minutes(10),
+        )
+        cdk.CfnOutput(self, "ExperimentArn", value=stopper.experiment_arn)
+        cdk.CfnOutput(self, "ExperimentStatus", value=stopper.status)
+
+
+def _allow_model_artifacts(role: iam.Role, data_urls: object) -> None:
+    objects = [f"arn:{cdk.Aws.PARTITION}:s3:::{url.removeprefix('s3://')}" for url in data_urls]  # type: ignore[attr-defined]
+    role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=objects))
+
+
+def _allow_image(role: iam.Role, image_uri: str) -> None:
+    registry, _, repository = image_uri.partition("/")
+    account, region = registry.split(".")[0], registry.split(".")[3]
+    repository_name = repository.split(":")[0].split("@")[0]
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            resources=[f"arn:{cdk.Aws.PARTITION}:ecr:{region}:{account}:repository/{repository_name}"],
+        )
+    )
+    # GetAuthorizationToken has no resource-level permissions: IAM only accepts "*" for it.
+    role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+
+
+app = cdk.App()
+ShadowTestStack(app, "ShadowTestStack")
+app.synth()

@@ -1,0 +1,10 @@
+"""Stop a SageMaker inference experiment (shadow test) the way the stack declares, on update or delete."""
+
+from inference_experiment_stopper.stopper import (
+    DesiredState,
+    InferenceExperimentStopper,
+    ModelVariantAction,
+    ModelVariantConfig,
+)
+
+__all__ = ["DesiredState", "InferenceExperimentStopper", "ModelVariantAction", "ModelVariantConfig"]

@@ -1,0 +1,130 @@
+"""The one Lambda function per stack that every InferenceExperimentStopper's custom resource calls."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import shutil
+from pathlib import Path
+from typing import Any, cast
+
+import jsii
+from aws_cdk import Aws, BundlingOptions, Duration, ILocalBundling, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+# Installed from a wheel, the handler ships inside the package; in a checkout it is the repository's lambda/.
+_PACKAGED_HANDLER = Path(__file__).parent / "_handler"
+_SOURCE_HANDLER = Path(__file__).resolve().parents[2] / "lambda" / "stop_inference_experiment"
+HANDLER_DIR = _PACKAGED_HANDLER if _PACKAGED_HANDLER.is_dir() else _SOURCE_HANDLER
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+# The function's timeout is the longest completion timeout plus this, for describing, pausing and answering.
+TIMEOUT_MARGIN = Duration.minutes(1)
+
+
+def handler_files() -> list[Path]:
+    return sorted(HANDLER_DIR.glob("*.py"))
+
+
+def bundle_handler(output_dir: Path) -> None:
+    """Write the deployable code: the handler's modules and crhelper (with its licence), copied from this machine.
+
+    crhelper is a dependency of this package, so it is installed wherever the construct is: copying it
+    needs neither Docker nor a package registry. boto3 comes from the Lambda runtime.
+    """
+    for source in handler_files():
+        shutil.copy2(source, output_dir / source.name)
+    spec = importlib.util.find_spec("crhelper")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("crhelper is not installed; reinstall cdk-inference-experiment-stopper")
+    target = output_dir / "crhelper"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyi", "py.typed")
+    shutil.copytree(Path(spec.origin).parent, target, ignore=ignore, dirs_exist_ok=True)
+    for file in importlib.metadata.distribution("crhelper").files or []:
+        if file.name in ("LICENSE", "NOTICE"):
+            shutil.copy2(Path(str(file.locate())), target / file.name)
+
+
+@jsii.implements(ILocalBundling)
+class _CopyBundling:
+    """Local bundling: runs on the synthesizing machine, so no Docker image is ever pulled."""
+
+    def try_bundle(self, output_dir: str, _options: BundlingOptions) -> bool:
+        bundle_handler(Path(output_dir))
+        return True
+
+
+def _asset_hash() -> str:
+    # The source is the handler plus the crhelper release that bundling copies in.
+    digest = hashlib.sha256(importlib.metadata.version("crhelper").encode())
+    for source in handler_files():
+        digest.update(source.name.encode() + source.read_bytes())
+    return digest.hexdigest()
+
+
+class StopFunction(Construct):
+    """The stack's stop function, its role and its log group; found or made by `StopFunction.of`."""
+
+    ID = "InferenceExperimentStopperFunction"
+
+    @classmethod
+    def of(cls, scope: Construct) -> StopFunction:
+        """The stack's StopFunction, made on first use."""
+        stack = Stack.of(scope)
+        existing = stack.node.try_find_child(cls.ID)
+        return existing if isinstance(existing, StopFunction) else cls(stack, cls.ID)
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        log_group = logs.LogGroup(self, "LogGroup", retention=logs.RetentionDays.ONE_MONTH)
+        self._role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Stops the stack's declared SageMaker inference experiments",
+        )
+        # Rollback detection reads this stack's own status, nothing else.
+        self._role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[Aws.STACK_ID]))
+        log_group.grant_write(self._role)
+        self._experiments = iam.PolicyStatement(
+            actions=["sagemaker:DescribeInferenceExperiment", "sagemaker:StopInferenceExperiment"]
+        )
+        self._experiment_arns: list[str] = []
+        self._longest_wait = Duration.seconds(0)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="index.handler",
+            code=lambda_.Code.from_asset(
+                str(HANDLER_DIR),
+                asset_hash=_asset_hash(),
+                exclude=["__pycache__", "*.pyc"],
+                bundling=BundlingOptions(image=RUNTIME.bundling_image, local=_CopyBundling()),
+            ),
+            role=self._role,
+            log_group=log_group,
+            memory_size=256,
+            timeout=TIMEOUT_MARGIN,
+            # CloudFormation invokes asynchronously; a retry of a timed-out event would answer it twice.
+            retry_attempts=0,
+            description="InferenceExperimentStopper: stops SageMaker inference experiments as declared",
+        )
+
+    def serve(self, experiment_arns: list[str], completion_timeout: Duration) -> str:
+        """Allow the function to stop these experiment ARNs and wait this long; returns its service token."""
+        new = [arn for arn in experiment_arns if arn not in self._experiment_arns]
+        if not self._experiment_arns:
+            self._role.add_to_policy(self._experiments)
+        self._experiments.add_resources(*new)
+        self._experiment_arns += new
+        if completion_timeout.to_seconds() > self._longest_wait.to_seconds():
+            self._longest_wait = completion_timeout
+            cfn_function = cast(lambda_.CfnFunction, self.function.node.default_child)
+            cfn_function.timeout = completion_timeout.plus(TIMEOUT_MARGIN).to_seconds()
+        return self.function.function_arn

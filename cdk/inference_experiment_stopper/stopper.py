@@ -1,0 +1,191 @@
+"""The InferenceExperimentStopper construct and its prop types."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from aws_cdk import CustomResource, Duration, Stack, Token
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from inference_experiment_stopper import _validation as check
+from inference_experiment_stopper._function import TIMEOUT_MARGIN, StopFunction
+
+RESOURCE_TYPE = "Custom::InferenceExperimentStop"
+# How much longer than the function CloudFormation waits for an answer before failing the resource itself.
+SERVICE_TIMEOUT_MARGIN = Duration.minutes(1)
+
+
+class ModelVariantAction(StrEnum):
+    """What happens to a variant when the experiment stops."""
+
+    PROMOTE = "Promote"
+    """The shadow variant replaces the production variant."""
+    REMOVE = "Remove"
+    """The variant is deleted."""
+    RETAIN = "Retain"
+    """The variant stays as it is."""
+
+
+class DesiredState(StrEnum):
+    """The status the experiment ends in."""
+
+    COMPLETED = "Completed"
+    CANCELLED = "Cancelled"
+
+
+@dataclass(frozen=True)
+class ModelVariantConfig:
+    """The infrastructure a variant keeps after the experiment stops (SageMaker's ModelVariantConfig).
+
+    Args:
+        model_name: the SageMaker model the variant serves.
+        variant_name: the variant, as named in the experiment.
+        instance_type: a real-time inference instance type, e.g. "ml.m5.xlarge".
+        instance_count: how many instances (0 or more).
+    """
+
+    model_name: str
+    variant_name: str
+    instance_type: str
+    instance_count: int
+
+    def to_api(self) -> dict[str, Any]:
+        """The variant in the API's (and the custom resource's) shape."""
+        return {
+            "ModelName": self.model_name,
+            "VariantName": self.variant_name,
+            "InfrastructureConfig": {
+                "InfrastructureType": "RealTimeInference",
+                "RealTimeInferenceConfig": {"InstanceType": self.instance_type, "InstanceCount": self.instance_count},
+            },
+        }
+
+
+class InferenceExperimentStopper(Construct):
+    """Declares how a SageMaker inference experiment ends, and ends it that way when the stack is updated or deleted.
+
+    A Lambda-backed custom resource (one function per stack, however many stoppers) calls
+    StopInferenceExperiment with the declared variant actions and waits until the experiment has stopped.
+    Create only checks that the experiment and the named variants exist.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        model_variant_actions: Mapping[str, ModelVariantAction | str],
+        experiment_name: str | None = None,
+        experiment: sagemaker.CfnInferenceExperiment | None = None,
+        desired_model_variants: Sequence[ModelVariantConfig] | None = None,
+        desired_state: DesiredState | str | None = None,
+        reason: str | None = None,
+        stop_on_update: bool = True,
+        stop_on_delete: bool = True,
+        completion_timeout: Duration | None = None,
+    ) -> None:
+        """Declare the stop.
+
+        Args:
+            scope: the parent construct.
+            construct_id: the construct id.
+            model_variant_actions: variant name to Promote, Remove or Retain (1 or 2 entries, at most one Promote).
+            experiment_name: the experiment's name. Give this or ``experiment``, not both.
+            experiment: the experiment defined in this app; the stopper then depends on it, so on stack deletion
+                the stop runs before CloudFormation deletes the experiment. Give this or ``experiment_name``.
+            desired_model_variants: infrastructure for the variants that stay. Default: SageMaker keeps each
+                remaining variant's current infrastructure.
+            desired_state: Completed or Cancelled. Default: SageMaker's default (Completed).
+            reason: why the experiment stops, recorded by SageMaker. Default: no reason.
+            stop_on_update: stop when a stack update changes this stopper's properties. Default: True.
+            stop_on_delete: stop when this stopper is deleted (stack deletion included). Default: True.
+            completion_timeout: how long an event waits for the experiment to reach Completed or Cancelled
+                (including waiting for a starting experiment to run). ``Duration.seconds(0)`` answers as soon
+                as SageMaker accepts the stop. At most 14 minutes. Default: 10 minutes.
+
+        Raises:
+            ValueError: naming the prop and the bad value, for any prop SageMaker or this construct would reject.
+        """
+        super().__init__(scope, construct_id)
+        name = _experiment_name(experiment_name, experiment)
+        actions = {variant: _plain(action) for variant, action in model_variant_actions.items()}
+        check.check_actions(actions)
+        variants = list(desired_model_variants or [])
+        check.check_desired_model_variants(variants, actions)
+        state = _plain(desired_state) if desired_state is not None else None
+        check.check_desired_state(state)
+        check.check_reason(reason)
+        timeout = completion_timeout if completion_timeout is not None else Duration.minutes(10)
+        check.check_completion_timeout(timeout.to_seconds())
+        stop_on = [event for event, wanted in (("Update", stop_on_update), ("Delete", stop_on_delete)) if wanted]
+        if not stop_on:
+            raise ValueError("stop_on_update and stop_on_delete are both False: the stopper would never stop anything")
+
+        properties: dict[str, Any] = {"Name": name, "ModelVariantActions": actions}
+        if variants:
+            properties["DesiredModelVariants"] = [variant.to_api() for variant in variants]
+        if state is not None:
+            properties["DesiredState"] = state
+        if reason is not None:
+            properties["Reason"] = reason
+        properties["StopOn"] = stop_on
+        properties["CompletionTimeoutSeconds"] = int(timeout.to_seconds())
+
+        function = StopFunction.of(self)
+        service_token = function.serve(_experiment_arns(self, name), timeout)
+        self._resource = CustomResource(
+            self,
+            "Resource",
+            service_token=service_token,
+            resource_type=RESOURCE_TYPE,
+            properties=properties,
+            service_timeout=timeout.plus(TIMEOUT_MARGIN).plus(SERVICE_TIMEOUT_MARGIN),
+        )
+        # Everything the function needs (role, policy, log group, no-retry config) outlives every event.
+        self._resource.node.add_dependency(function)
+        if experiment is not None:
+            self._resource.node.add_dependency(experiment)
+
+    @property
+    def experiment_arn(self) -> str:
+        """The experiment's ARN (a token: GetAtt InferenceExperimentArn)."""
+        return self._resource.get_att_string("InferenceExperimentArn")
+
+    @property
+    def status(self) -> str:
+        """The experiment's status after the stopper's last event (a token: GetAtt Status)."""
+        return self._resource.get_att_string("Status")
+
+
+def _plain(value: str) -> str:
+    """An enum member or its AWS spelling, as the plain string the API takes."""
+    return value.value if isinstance(value, StrEnum) else value
+
+
+def _experiment_name(name: str | None, experiment: sagemaker.CfnInferenceExperiment | None) -> str:
+    if experiment is not None and name is None:
+        if not isinstance(experiment, sagemaker.CfnInferenceExperiment):
+            raise ValueError(f"experiment must be an aws_sagemaker.CfnInferenceExperiment; got {experiment!r}")
+        check.check_experiment_name(experiment.name, "experiment.name")
+        return experiment.name
+    if name is not None and experiment is None:
+        check.check_experiment_name(name, "experiment_name")
+        return name
+    given = "a CfnInferenceExperiment" if experiment is not None else None
+    raise ValueError(
+        f"Give exactly one of experiment_name and experiment; got experiment_name={name!r} and experiment={given}"
+    )
+
+
+def _experiment_arns(scope: Construct, name: str) -> list[str]:
+    arn = Stack.of(scope).format_arn(service="sagemaker", resource="inference-experiment", resource_name=name)
+    # SageMaker writes many resource ARNs in lower case (*unverified* for inference experiments): where the
+    # name has capitals, both spellings are allowed, still only this one experiment.
+    if Token.is_unresolved(name) or name == name.lower():
+        return [arn]
+    lower = Stack.of(scope).format_arn(service="sagemaker", resource="inference-experiment", resource_name=name.lower())
+    return [arn, lower]

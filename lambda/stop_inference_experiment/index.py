@@ -1,0 +1,55 @@
+"""Lambda entry point of the InferenceExperimentStopper custom resource: thin crhelper wiring over lifecycle."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import boto3
+import lifecycle
+from botocore.config import Config
+from responder import CfnResponder
+
+# Kept back from the function's remaining time for the last describe, crhelper's pause on Delete and the answer.
+ANSWER_RESERVE_SECONDS = 15
+# botocore's standard mode backs off with jitter; 8 attempts ride out a burst of throttling or 5xx.
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
+
+helper = CfnResponder(log_level="INFO", sleep_on_delete=2)
+
+
+class SystemClock:
+    """The real clock."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@functools.cache
+def services() -> lifecycle.Services:
+    """The clients, made on the first event rather than at import, so a missing region fails that event readably."""
+    return lifecycle.Services(
+        sagemaker=boto3.client("sagemaker", config=RETRIES),
+        cloudformation=boto3.client("cloudformation", config=RETRIES),
+        clock=SystemClock(),
+    )
+
+
+@helper.create
+@helper.update
+@helper.delete
+def on_event(event: dict[str, Any], context: Any) -> str:
+    """Carry the event out; crhelper answers with the returned physical id and helper.Data, or FAILED on a raise."""
+    time_left = context.get_remaining_time_in_millis() / 1000 - ANSWER_RESERVE_SECONDS
+    outcome = lifecycle.handle(event, services(), time_left)
+    helper.Data.update(outcome.data)
+    return outcome.physical_id
+
+
+def handler(event: dict[str, Any], context: Any) -> None:
+    """The function's handler (index.handler)."""
+    helper(event, context)

@@ -1,0 +1,173 @@
+"""crhelper's CfnResource with the pitfalls of crhelper 2.0.12 taken out.
+
+crhelper is pinned exactly (pyproject.toml) because this module relies on its insides:
+- `CfnResource.__init__` builds lambda, events and logs clients for a polling mode this function never
+  uses: about 90 ms of every cold start, and with no region every later event would answer FAILED.
+  It is not called.
+- Its sender retries forever and takes any HTTP status as delivered: `put_response` makes a bounded
+  number of attempts and checks the status.
+- Its timeout timer, its error path and the handler can each answer: `_send` answers once per event.
+- At DEBUG it logs the whole event, pre-signed ResponseURL included: a filter takes the URL out of every
+  crhelper record, at any level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from crhelper.resource_helper import FAILED, CfnResource
+
+logger = logging.getLogger(__name__)
+
+MAX_REASON = 255
+SEND_ATTEMPTS = 3
+SEND_TIMEOUT_SECONDS = 10
+
+
+class _RedactResponseUrl(logging.Filter):
+    """Replaces the current event's ResponseURL (and its signed query) in a log record's message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: tuple[str, ...] = ()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            redacted = message
+            for secret in self.secrets:
+                redacted = redacted.replace(secret, "<ResponseURL>")
+            if redacted != message:
+                record.msg, record.args = redacted, None
+        return True
+
+
+_REDACT = _RedactResponseUrl()
+for _name in ("crhelper", "crhelper.resource_helper", "crhelper.utils", "crhelper.log_helper", __name__):
+    logging.getLogger(_name).addFilter(_REDACT)
+
+
+def readable(reason: str) -> str:
+    """A reason as CloudFormation shows it: one line, at most MAX_REASON characters, the start kept."""
+    text = " ".join(str(reason).split())
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
+
+def put_response(
+    response_url: str,
+    body: Mapping[str, Any],
+    *,
+    attempts: int = SEND_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """PUT the answer to the pre-signed ResponseURL; True once it was accepted with a 2xx status.
+
+    Retries network errors, 5xx and 429 a bounded number of times; any other status is final. Never raises,
+    never logs the URL.
+    """
+    if urlsplit(response_url).scheme not in ("https", "http"):
+        logger.error("The ResponseURL is not an http(s) URL; the %s answer cannot be sent", body["Status"])
+        return False
+    data = json.dumps(body).encode()
+    for attempt in range(1, attempts + 1):
+        request = urllib.request.Request(response_url, data=data, method="PUT", headers={"Content-Type": ""})
+        try:
+            with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_SECONDS) as answer:
+                logger.info("CloudFormation accepted the %s answer (HTTP %s)", body["Status"], answer.status)
+                return True
+        except urllib.error.HTTPError as error:
+            problem, retryable = f"HTTP {error.code}", error.code >= 500 or error.code == 429
+        except OSError as error:  # URLError, timeouts, refused connections
+            problem, retryable = type(error).__name__, True
+        logger.warning("Sending the %s answer failed (attempt %d of %d): %s", body["Status"], attempt, attempts, problem)
+        if not retryable:
+            break
+        if attempt < attempts:
+            sleep(2**attempt)
+    logger.error("Gave up sending the %s answer to CloudFormation", body["Status"])
+    return False
+
+
+class CfnResponder(CfnResource):
+    """A crhelper CfnResource that answers each event exactly once, safely (see the module's docstring)."""
+
+    def __init__(self, *, log_level: str = "INFO", sleep_on_delete: int = 2) -> None:
+        # CfnResource.__init__ is deliberately not called (it makes unused clients); these are the
+        # attributes it sets, which its request path reads. tests/test_responder.py keeps the two in step.
+        self._sleep_on_delete = sleep_on_delete
+        self._create_func: Any = None
+        self._update_func: Any = None
+        self._delete_func: Any = None
+        self._poll_create_func: Any = None
+        self._poll_update_func: Any = None
+        self._poll_delete_func: Any = None
+        self._timer: threading.Timer | None = None
+        self._init_failed: Exception | None = None
+        self._json_logging = False
+        self._log_level = log_level
+        self._boto_level = "ERROR"
+        self._send_response = False
+        self._polling_interval = 2
+        self.Status = ""
+        self.Reason = ""
+        self.PhysicalResourceId = ""
+        self.StackId = ""
+        self.RequestId = ""
+        self.LogicalResourceId = ""
+        self.Data = {}
+        self.NoEcho = False
+        self._event: dict[str, Any] = {}
+        self._context: Any = None
+        self._response_url = ""
+        self._sam_local = os.getenv("AWS_SAM_LOCAL")
+        self._region = os.getenv("AWS_REGION")
+        self._ssl_verify = None
+        self._answer_lock = threading.Lock()
+        self._answered = False
+
+    def __call__(self, event: Any, context: Any) -> None:
+        with self._answer_lock:
+            self._answered = False
+        url = event.get("ResponseURL", "") if isinstance(event, dict) else ""
+        _REDACT.secrets = tuple(secret for secret in (url, urlsplit(url).query) if secret)
+        super().__call__(event, context)
+
+    def _send(self, status: str | None = None, reason: str = "", send_response: object = None) -> None:
+        """Answer CloudFormation, once per event (crhelper calls this from the handler, its error path and its timer)."""
+        with self._answer_lock:
+            if self._answered:
+                logger.warning("This event was answered already; not answering %s again", status or self.Status)
+                return
+            self._answered = True
+        body = {
+            "Status": status or self.Status,
+            "Reason": readable(reason if status else self.Reason),
+            "PhysicalResourceId": self._physical_id(),
+            "StackId": self.StackId,
+            "RequestId": self.RequestId,
+            "LogicalResourceId": self.LogicalResourceId,
+            "Data": self.Data,
+            "NoEcho": self.NoEcho,
+        }
+        put_response(self._response_url, body)
+
+    def _physical_id(self) -> str:
+        # crhelper fills this in on its normal path only; its error and timeout paths can leave it empty.
+        if self.PhysicalResourceId:
+            return str(self.PhysicalResourceId)
+        if self._event.get("PhysicalResourceId"):
+            return str(self._event["PhysicalResourceId"])
+        return str(self.generate_physical_id(self._event)) if self.StackId else "failed-before-reading-the-event"
+
+    def _timeout(self) -> None:
+        logger.error("The function is about to time out; answering FAILED")
+        self._send(FAILED, "The function timed out before the experiment finished stopping; see its log")

@@ -1,0 +1,557 @@
+"""The lifecycle table, row by row: CloudFormation events through index.handler and crhelper.
+
+Every SageMaker and CloudFormation call is checked by botocore's Stubber against the real service model
+(`expected_params`), the answer is really PUT to a local server, time is a fake clock, and crhelper runs
+at DEBUG so that no row may leak the ResponseURL into any log line.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import index
+import lifecycle
+import pytest
+from botocore.stub import Stubber
+from conftest import ARN, NAME, REGION, FakeClock, LambdaContext, ResponseServer, experiment, load_event
+
+STACK_ID = load_event("Create")["StackId"]
+README = Path(__file__).parents[1] / "README.md"
+STOP = {
+    "Name": NAME,
+    "ModelVariantActions": {"shadow": "Promote", "production": "Remove"},
+    "DesiredModelVariants": [
+        {
+            "ModelName": "model-b",
+            "VariantName": "shadow",
+            "InfrastructureConfig": {
+                "InfrastructureType": "RealTimeInference",
+                # The event carries "2" (CloudFormation sends strings); SageMaker must get an int.
+                "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 2},
+            },
+        }
+    ],
+    "DesiredState": "Completed",
+    "Reason": "shadow beat production on p99",
+}
+
+
+@dataclass
+class Call:
+    """One expected AWS call and what it answers."""
+
+    client: str
+    method: str
+    params: dict[str, Any]
+    response: dict[str, Any] | None = None
+    error: tuple[str, str] | None = None
+    retries: int = 0
+
+
+def stacks(status: str) -> Call:
+    stack = {"StackName": "ShadowTestStack", "StackId": STACK_ID, "StackStatus": status}
+    stack["CreationTime"] = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)  # type: ignore[assignment]
+    return Call("cloudformation", "describe_stacks", {"StackName": STACK_ID}, {"Stacks": [stack]})
+
+
+def describe(status: str, name: str = NAME, **extra: Any) -> Call:
+    return Call("sagemaker", "describe_inference_experiment", {"Name": name}, experiment(status, name, **extra))
+
+
+def describe_fails(code: str, message: str, retries: int = 0) -> Call:
+    return Call("sagemaker", "describe_inference_experiment", {"Name": NAME}, error=(code, message), retries=retries)
+
+
+def stop(**changes: Any) -> Call:
+    params = {**STOP, **changes}
+    arn = ARN.replace(NAME, params["Name"])
+    return Call("sagemaker", "stop_inference_experiment", params, {"InferenceExperimentArn": arn})
+
+
+def stop_fails(code: str, message: str) -> Call:
+    return Call("sagemaker", "stop_inference_experiment", STOP, error=(code, message))
+
+
+def props(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    """An event edit: change (or, with None, remove) ResourceProperties."""
+
+    def edit(event: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            if value is None:
+                event["ResourceProperties"].pop(key, None)
+            else:
+                event["ResourceProperties"][key] = value
+
+    return edit
+
+
+@dataclass
+class Case:
+    """One row of the README's lifecycle table, or one of the situations a row names."""
+
+    row: tuple[str, str]
+    request_type: str
+    calls: list[Call]
+    status: str = "SUCCESS"
+    reason: str = ""
+    data_status: str | None = None
+    physical_id: str = NAME
+    edit: Callable[[dict[str, Any]], None] | None = None
+    sleeps: list[float] | None = None
+    logged: str = ""
+    id: str = field(default="")
+
+
+RUNNING_TO_DONE = [describe("Running"), stop(), describe("Stopping"), describe("Stopping"), describe("Completed")]
+PROMOTE_FREE = {"shadow": "Retain", "production": "Remove"}
+
+
+def remove_variants_and(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    return props(DesiredModelVariants=None, **changes)
+
+
+def old_token(event: dict[str, Any]) -> None:
+    event["OldResourceProperties"] = dict(event["ResourceProperties"], ServiceToken="arn:aws:lambda:old")
+
+
+def renamed(event: dict[str, Any]) -> None:
+    event["ResourceProperties"]["Name"] = "shadow-test-2"
+
+
+def delete_after_failed_create(event: dict[str, Any]) -> None:
+    event["PhysicalResourceId"] = "5b8e0f00-c7a1-11ef_StopShadowTest04108110_Q2W3E4R5"
+
+
+CASES = [
+    Case(("Create", "exists"), "Create", [describe("Running")], data_status="Running", id="create-running"),
+    Case(("Create", "exists"), "Create", [describe("Created")], data_status="Created", id="create-scheduled"),
+    Case(
+        ("Create", "exists"),
+        "Create",
+        [describe("Running")],
+        status="FAILED",
+        reason="Variant 'shadw' is not in inference experiment shadow-test, whose variants are production, shadow",
+        edit=props(ModelVariantActions={"shadw": "Promote"}),
+        id="create-unknown-variant",
+    ),
+    Case(
+        ("Create", "ResourceNotFound"),
+        "Create",
+        [describe_fails("ResourceNotFound", "Inference experiment not found")],
+        status="FAILED",
+        reason=f"Inference experiment shadow-test was not found in {REGION}",
+        id="create-not-found",
+    ),
+    Case(
+        ("Update/Delete", "the stack is rolling back"),
+        "Update",
+        [stacks("UPDATE_ROLLBACK_IN_PROGRESS"), describe("Running")],
+        data_status="Running",
+        logged="a rollback never stops an experiment",
+        id="update-in-rollback",
+    ),
+    Case(
+        ("Update/Delete", "the stack is rolling back"),
+        "Delete",
+        [stacks("ROLLBACK_IN_PROGRESS")],
+        logged="a rollback never stops an experiment",
+        id="delete-in-create-rollback",
+    ),
+    Case(
+        ("Update/Delete", "the stack is rolling back"),
+        "Delete",
+        [stacks("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")],
+        logged="a rollback never stops an experiment",
+        id="delete-in-rollback-cleanup",
+    ),
+    Case(
+        ("Update/Delete", "Running"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), *RUNNING_TO_DONE],
+        data_status="Completed",
+        sleeps=[2.0, 3.0],
+        id="update-running",
+    ),
+    Case(
+        ("Update/Delete", "Running"),
+        "Delete",
+        [stacks("DELETE_IN_PROGRESS"), *RUNNING_TO_DONE],
+        data_status="Completed",
+        sleeps=[2.0, 3.0],
+        id="delete-running",
+    ),
+    Case(
+        ("Update/Delete", "Running"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Running"), stop(), describe("Stopping")],
+        data_status="Stopping",
+        edit=props(CompletionTimeoutSeconds="0"),
+        sleeps=[],
+        id="update-running-no-wait",
+    ),
+    *[
+        Case(
+            ("Update/Delete", "Creating / Starting / Updating"),
+            "Update",
+            [stacks("UPDATE_IN_PROGRESS"), describe(status), describe("Running"), stop(), describe("Completed")],
+            data_status="Completed",
+            sleeps=[2.0],
+            id=f"update-{status.lower()}",
+        )
+        for status in ("Creating", "Starting", "Updating")
+    ],
+    Case(
+        ("Update/Delete", "Creating / Starting / Updating"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Starting"), describe("Starting"), describe("Starting")],
+        status="FAILED",
+        reason="Inference experiment shadow-test is still Starting after 5 s and was not stopped",
+        edit=props(CompletionTimeoutSeconds="5"),
+        sleeps=[2.0, 3.0],
+        id="update-never-runs",
+    ),
+    Case(
+        ("Update", "Created"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Created", Schedule={"StartTime": datetime.datetime(2026, 12, 1, 9)})],
+        status="FAILED",
+        reason="Inference experiment shadow-test has not started yet (it is scheduled to start at 2026-12-01 09:00:00",
+        id="update-scheduled",
+    ),
+    Case(
+        ("Delete", "Created"),
+        "Delete",
+        [stacks("DELETE_IN_PROGRESS"), describe("Created")],
+        data_status="Created",
+        id="delete-scheduled",
+    ),
+    *[
+        Case(
+            ("Update/Delete", "Stopping"),
+            request_type,
+            [stacks(f"{request_type.upper()}_IN_PROGRESS"), describe("Stopping"), describe("Cancelled")],
+            data_status="Cancelled",
+            sleeps=[2.0],
+            id=f"{request_type.lower()}-stopping",
+        )
+        for request_type in ("Update", "Delete")
+    ],
+    Case(
+        ("Update", "Completed / Cancelled"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Completed")],
+        data_status="Completed",
+        edit=remove_variants_and(ModelVariantActions=PROMOTE_FREE),
+        id="update-completed",
+    ),
+    Case(
+        ("Update", "Completed / Cancelled"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Cancelled")],
+        status="FAILED",
+        reason="Inference experiment shadow-test is already Cancelled: its shadow can no longer be promoted",
+        id="update-cancelled-promote",
+    ),
+    Case(
+        ("Delete", "Completed / Cancelled"),
+        "Delete",
+        [stacks("DELETE_IN_PROGRESS"), describe("Completed")],
+        data_status="Completed",
+        id="delete-completed",
+    ),
+    Case(
+        ("Update", "ResourceNotFound"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe_fails("ResourceNotFound", "not found")],
+        status="FAILED",
+        reason=f"Inference experiment shadow-test was not found in {REGION}",
+        id="update-not-found",
+    ),
+    Case(
+        ("Delete", "ResourceNotFound, or a physical id that is not an experiment name"),
+        "Delete",
+        [stacks("DELETE_IN_PROGRESS"), describe_fails("ResourceNotFound", "not found")],
+        data_status="NotFound",
+        logged="does not exist: nothing to stop",
+        id="delete-not-found",
+    ),
+    Case(
+        ("Delete", "ResourceNotFound, or a physical id that is not an experiment name"),
+        "Delete",
+        [],
+        physical_id="5b8e0f00-c7a1-11ef_StopShadowTest04108110_Q2W3E4R5",
+        edit=delete_after_failed_create,
+        logged="its Create failed",
+        id="delete-after-failed-create",
+    ),
+    Case(
+        ("Update/Delete", "Stop answers ConflictException"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            stop_fails("ConflictException", "Experiment is being stopped"),
+            describe("Stopping"),
+            describe("Completed"),
+        ],
+        data_status="Completed",
+        sleeps=[2.0],
+        id="conflict-someone-else-stopped",
+    ),
+    Case(
+        ("Update/Delete", "Stop answers ConflictException"),
+        "Delete",
+        [
+            stacks("DELETE_IN_PROGRESS"),
+            describe("Running"),
+            stop_fails("ConflictException", "Experiment is being updated"),
+            describe("Running"),
+        ],
+        status="FAILED",
+        reason="SageMaker would not stop shadow-test: ConflictException: Experiment is being updated",
+        id="conflict-still-running",
+    ),
+    Case(
+        ("Update", "completion timeout reached while still Stopping"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Running"), stop(), *[describe("Stopping")] * 8],
+        status="FAILED",
+        reason="Inference experiment shadow-test is still Stopping after 30 s (CompletionTimeoutSeconds 30)",
+        edit=props(CompletionTimeoutSeconds="30"),
+        sleeps=[2.0, 3.0, 4.5, 6.0, 6.0, 6.0, 2.5],
+        id="update-timeout",
+    ),
+    Case(
+        ("Delete", "completion timeout reached after the Stop was accepted"),
+        "Delete",
+        [stacks("DELETE_IN_PROGRESS"), describe("Running"), stop(), *[describe("Stopping")] * 8],
+        data_status="Stopping",
+        edit=props(CompletionTimeoutSeconds="30"),
+        sleeps=[2.0, 3.0, 4.5, 6.0, 6.0, 6.0, 2.5],
+        logged="still Stopping after 30 s; answering the Delete anyway (stop accepted)",
+        id="delete-timeout",
+    ),
+    Case(
+        ("any", "throttling / 5xx"),
+        "Create",
+        [describe_fails("ThrottlingException", "Rate exceeded", retries=7)],
+        status="FAILED",
+        reason="sagemaker:DescribeInferenceExperiment on shadow-test failed after 7 retries: ThrottlingException",
+        id="throttled-after-retries",
+    ),
+    Case(
+        ("any", "AccessDenied"),
+        "Create",
+        [describe_fails("AccessDeniedException", "not authorized")],
+        status="FAILED",
+        reason="Access denied: the function's role may not call sagemaker:DescribeInferenceExperiment on shadow-test",
+        id="access-denied-describe",
+    ),
+    Case(
+        ("any", "AccessDenied"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Running"), stop_fails("AccessDeniedException", "not authorized")],
+        status="FAILED",
+        reason="Access denied: the function's role may not call sagemaker:StopInferenceExperiment on shadow-test",
+        id="access-denied-stop",
+    ),
+    Case(
+        ("any", "malformed properties"),
+        "Create",
+        [],
+        status="FAILED",
+        reason="Name must be an inference experiment name (1-120 letters, digits, hyphens); got None",
+        edit=props(Name=None),
+        id="create-missing-name",
+    ),
+    Case(
+        ("any", "malformed properties"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS")],
+        status="FAILED",
+        reason="ModelVariantActions['shadow'] must be Promote, Remove or Retain; got 'Promot'",
+        edit=props(ModelVariantActions={"shadow": "Promot"}),
+        id="update-unknown-action",
+    ),
+    Case(
+        ("any", "malformed properties"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS")],
+        status="FAILED",
+        reason="DesiredModelVariants[0] InstanceCount must be a whole number of at least 0; got 'two'",
+        edit=props(
+            DesiredModelVariants=[
+                {
+                    "ModelName": "model-b",
+                    "VariantName": "shadow",
+                    "InfrastructureConfig": {
+                        "InfrastructureType": "RealTimeInference",
+                        "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": "two"},
+                    },
+                }
+            ]
+        ),
+        id="update-non-numeric-count",
+    ),
+    Case(
+        ("any", "malformed properties"),
+        "Create",
+        [],
+        status="FAILED",
+        reason="ModelVariantActions must map 1 or 2 variant names to actions; got 'shadow=Promote'",
+        edit=props(ModelVariantActions="shadow=Promote"),
+        id="create-wrong-type",
+    ),
+    Case(
+        ("any", "malformed properties"),
+        "Delete",
+        [],
+        edit=props(StopOn="Delete"),
+        logged="Not stopping on Delete: StopOn must list Update and/or Delete; got 'Delete'",
+        id="delete-malformed",
+    ),
+    Case(
+        ("Update", "Name changed"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running", name="shadow-test-2"),
+            stop(Name="shadow-test-2"),
+            describe("Completed", name="shadow-test-2"),
+        ],
+        data_status="Completed",
+        physical_id="shadow-test-2",
+        edit=renamed,
+        id="update-renamed",
+    ),
+    Case(
+        ("Event not in StopOn", "any"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Running")],
+        data_status="Running",
+        edit=props(StopOn=["Delete"]),
+        id="update-not-declared",
+    ),
+    Case(("Event not in StopOn", "any"), "Delete", [], edit=props(StopOn=["Update"]), id="delete-not-declared"),
+    Case(
+        ("Update", "only ServiceToken or ServiceTimeout changed"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Running")],
+        data_status="Running",
+        edit=old_token,
+        logged="the declared stop did not, so shadow-test is not stopped",
+        id="update-function-replaced",
+    ),
+]
+
+
+@pytest.fixture
+def run(
+    monkeypatch: pytest.MonkeyPatch, response_server: ResponseServer, caplog: pytest.LogCaptureFixture
+) -> Iterator[Callable[[Case], dict[str, Any]]]:
+    root, botocore_level = logging.getLogger().level, logging.getLogger("botocore").level
+    # The worst case for leaks: crhelper at DEBUG logs the whole event, and botocore logs every request.
+    monkeypatch.setattr(index.helper, "_log_level", "DEBUG")
+    monkeypatch.setattr(index.helper, "_boto_level", "DEBUG")
+    monkeypatch.setattr(index.helper, "_sleep_on_delete", 0)
+    caplog.set_level(logging.DEBUG)
+    clock = FakeClock()
+
+    def run_case(case: Case) -> dict[str, Any]:
+        clients = {
+            name: boto3.client(name, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
+            for name in ("sagemaker", "cloudformation")
+        }
+        stubbers = {name: Stubber(client) for name, client in clients.items()}
+        for call in case.calls:
+            stubber = stubbers[call.client]
+            if call.error:
+                code, message = call.error
+                stubber.add_client_error(
+                    call.method, code, message, expected_params=call.params, response_meta={"RetryAttempts": call.retries}
+                )
+            else:
+                stubber.add_response(call.method, call.response, call.params)
+        services = lifecycle.Services(clients["sagemaker"], clients["cloudformation"], clock)  # type: ignore[arg-type]
+        monkeypatch.setattr(index, "services", lambda: services)
+        event = load_event(case.request_type)
+        if case.edit:
+            case.edit(event)
+        event["ResponseURL"] = response_server.url
+        with stubbers["sagemaker"], stubbers["cloudformation"]:
+            index.handler(event, LambdaContext())
+            for stubber in stubbers.values():
+                stubber.assert_no_pending_responses()
+        case_sleeps = clock.sleeps
+        if case.sleeps is not None:
+            assert case_sleeps == case.sleeps
+        return response_server.only_answer
+
+    yield run_case
+    logging.getLogger().setLevel(root)
+    logging.getLogger("botocore").setLevel(botocore_level)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_lifecycle_row(
+    case: Case,
+    run: Callable[[Case], dict[str, Any]],
+    response_server: ResponseServer,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    answer = run(case)
+
+    assert answer["Status"] == case.status, answer["Reason"]
+    assert answer["StackId"] == STACK_ID
+    assert answer["LogicalResourceId"] == "StopShadowTest04108110"
+    assert answer["RequestId"] == load_event(case.request_type)["RequestId"]
+    if case.status == "FAILED":
+        assert case.reason in answer["Reason"]
+        assert len(answer["Reason"]) < 256
+    else:
+        assert answer["PhysicalResourceId"] == case.physical_id
+        assert set(answer["Data"]) == {"InferenceExperimentArn", "Status"}
+        assert answer["Data"]["Status"] == (case.data_status or "Unknown")
+        if case.data_status not in (None, "NotFound"):
+            assert answer["Data"]["InferenceExperimentArn"] == ARN.replace(NAME, case.physical_id)
+    assert case.logged in caplog.text
+    secret = "X-Amz-Signature=deadbeefcafe0123456789"
+    assert "DEBUG" in {record.levelname for record in caplog.records}, "the leak check needs DEBUG records"
+    assert secret not in caplog.text
+    captured = capsys.readouterr()
+    assert secret not in captured.out + captured.err
+    assert response_server.headers[0]["Content-Type"] == ""
+
+
+def test_a_failed_create_answers_with_a_physical_id_that_is_not_an_experiment_name(
+    run: Callable[[Case], dict[str, Any]],
+) -> None:
+    answer = run(Case(("Create", "ResourceNotFound"), "Create", [describe_fails("ResourceNotFound", "not found")]))
+
+    assert answer["Status"] == "FAILED"
+    assert answer["PhysicalResourceId"].startswith("ShadowTestStack_StopShadowTest04108110_")
+
+
+def readme_rows() -> set[tuple[str, str]]:
+    """The (event, situation) cells of the README's lifecycle table."""
+    text = README.read_text()
+    table = text.split("<!-- lifecycle-table -->")[1]
+    rows = set()
+    for line in table.strip().splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [re.sub(r"[`*]", "", cell).strip() for cell in line.strip("|").split("|")]
+        rows.add((cells[0], cells[1]))
+    return rows
+
+
+def test_every_readme_lifecycle_row_has_a_case_and_every_case_a_row() -> None:
+    assert readme_rows() == {case.row for case in CASES}
