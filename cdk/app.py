@@ -10,7 +10,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
-
 from inference_experiment_stopper import (
     DesiredState,
     InferenceExperimentStopper,
@@ -46,7 +45,9 @@ class ShadowTestStack(cdk.Stack):
                 self,
                 f"{variant.capitalize()}Model",
                 execution_role_arn=role.role_arn,
-                primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(image=image_uri, model_data_url=data_url),
+                primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                    image=image_uri, model_data_url=data_url
+                ),
             )
             models[variant].node.add_dependency(role)
 
@@ -64,7 +65,10 @@ class ShadowTestStack(cdk.Stack):
             ],
         )
         endpoint = sagemaker.CfnEndpoint(
-            self, "Endpoint", endpoint_name=endpoint_name, endpoint_config_name=endpoint_config.attr_endpoint_config_name
+            self,
+            "Endpoint",
+            endpoint_name=endpoint_name,
+            endpoint_config_name=endpoint_config.attr_endpoint_config_name,
         )
 
         def infrastructure(variant: str) -> sagemaker.CfnInferenceExperiment.ModelVariantConfigProperty:

@@ -56,8 +56,8 @@ class Call:
 
 
 def stacks(status: str) -> Call:
-    stack = {"StackName": "ShadowTestStack", "StackId": STACK_ID, "StackStatus": status}
-    stack["CreationTime"] = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)  # type: ignore[assignment]
+    stack: dict[str, Any] = {"StackName": "ShadowTestStack", "StackId": STACK_ID, "StackStatus": status}
+    stack["CreationTime"] = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
     return Call("cloudformation", "describe_stacks", {"StackName": STACK_ID}, {"Stacks": [stack]})
 
 
@@ -475,10 +475,14 @@ def run(
             if call.error:
                 code, message = call.error
                 stubber.add_client_error(
-                    call.method, code, message, expected_params=call.params, response_meta={"RetryAttempts": call.retries}
+                    call.method,
+                    code,
+                    message,
+                    expected_params=call.params,
+                    response_meta={"RetryAttempts": call.retries},
                 )
             else:
-                stubber.add_response(call.method, call.response, call.params)
+                stubber.add_response(call.method, call.response or {}, call.params)
         services = lifecycle.Services(clients["sagemaker"], clients["cloudformation"], clock)  # type: ignore[arg-type]
         monkeypatch.setattr(index, "services", lambda: services)
         event = load_event(case.request_type)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import jsii
-from aws_cdk import Aws, BundlingOptions, Duration, ILocalBundling, Stack
+from aws_cdk import Aws, BundlingOptions, DockerImage, Duration, ILocalBundling, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -53,7 +53,7 @@ def bundle_handler(output_dir: Path) -> None:
 class _CopyBundling:
     """Local bundling: runs on the synthesizing machine, so no Docker image is ever pulled."""
 
-    def try_bundle(self, output_dir: str, _options: BundlingOptions) -> bool:
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
         bundle_handler(Path(output_dir))
         return True
 
@@ -88,7 +88,9 @@ class StopFunction(Construct):
             description="Stops the stack's declared SageMaker inference experiments",
         )
         # Rollback detection reads this stack's own status, nothing else.
-        self._role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[Aws.STACK_ID]))
+        self._role.add_to_policy(
+            iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[Aws.STACK_ID])
+        )
         log_group.grant_write(self._role)
         self._experiments = iam.PolicyStatement(
             actions=["sagemaker:DescribeInferenceExperiment", "sagemaker:StopInferenceExperiment"]

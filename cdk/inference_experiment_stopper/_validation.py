@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import botocore.session
 from aws_cdk import Token
@@ -111,7 +111,7 @@ def instance_types() -> frozenset[str]:
     Found through the operation rather than by shape name: the shape was renamed in botocore 1.43.7.
     """
     model = botocore.session.get_session().get_service_model("sagemaker")
-    request = model.operation_model("StopInferenceExperiment").input_shape
-    config = request.members["DesiredModelVariants"].member  # type: ignore[attr-defined]
+    request: Any = model.operation_model("StopInferenceExperiment").input_shape
+    config = request.members["DesiredModelVariants"].member
     instance_type = config.members["InfrastructureConfig"].members["RealTimeInferenceConfig"].members["InstanceType"]
     return frozenset(instance_type.enum)

@@ -154,12 +154,14 @@ def _update(event: Mapping[str, Any], services: Services, time_left: float) -> O
     old = event.get("OldResourceProperties", {})
     changed = {key for key in {*properties, *old} if properties.get(key) != old.get(key)}
     if changed and changed <= NOT_DECLARATIONS:
-        logger.info("Only %s changed; the declared stop did not, so %s is not stopped", sorted(changed), declaration.name)
+        logger.info(
+            "Only %s changed; the declared stop did not, so %s is not stopped", sorted(changed), declaration.name
+        )
         return _outcome(experiment)
     return _outcome(_stop_and_wait(declaration, "Update", experiment, services, time_left))
 
 
-def _delete(event: Mapping[str, Any], services: Services, time_left: float) -> Outcome:
+def _delete(event: Mapping[str, Any], services: Services, time_left: float) -> Outcome:  # noqa: PLR0911 (one per row)
     physical_id = event["PhysicalResourceId"]
     try:
         declaration = parse(event.get("ResourceProperties", {}))
@@ -167,7 +169,11 @@ def _delete(event: Mapping[str, Any], services: Services, time_left: float) -> O
         logger.warning("Not stopping on Delete: %s", error)
         return Outcome(physical_id)
     if physical_id != declaration.name:
-        logger.info("Physical id %r is not the experiment %s (its Create failed): nothing to stop", physical_id, declaration.name)
+        logger.info(
+            "Physical id %r is not the experiment %s (its Create failed): nothing to stop",
+            physical_id,
+            declaration.name,
+        )
         return Outcome(physical_id)
     if "Delete" not in declaration.stop_on:
         return Outcome(physical_id)
@@ -253,7 +259,9 @@ def _timed_out(
         return experiment  # CompletionTimeoutSeconds 0: the stop was accepted and waiting was not asked for.
     if stopping:
         raise StopFailed(f"{summary} (CompletionTimeoutSeconds {declaration.completion_timeout_seconds})")
-    raise StopFailed(f"{summary} and was not stopped (CompletionTimeoutSeconds {declaration.completion_timeout_seconds})")
+    raise StopFailed(
+        f"{summary} and was not stopped (CompletionTimeoutSeconds {declaration.completion_timeout_seconds})"
+    )
 
 
 def _describe(name: str, services: Services) -> Experiment | None:

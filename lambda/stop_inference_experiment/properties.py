@@ -9,9 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.literals import (
+        InferenceExperimentStopDesiredStateType,
+        ModelVariantActionType,
+        ProductionVariantInstanceTypeType,
+    )
     from mypy_boto3_sagemaker.type_defs import (
         ModelVariantConfigTypeDef,
         StopInferenceExperimentRequestTypeDef,
@@ -64,12 +69,12 @@ class StopDeclaration:
         """The StopInferenceExperiment request, optional members left out when not declared."""
         request: StopInferenceExperimentRequestTypeDef = {
             "Name": self.name,
-            "ModelVariantActions": dict(self.model_variant_actions),  # type: ignore[typeddict-item]
+            "ModelVariantActions": cast("dict[str, ModelVariantActionType]", dict(self.model_variant_actions)),
         }
         if self.desired_model_variants:
             request["DesiredModelVariants"] = list(self.desired_model_variants)
         if self.desired_state is not None:
-            request["DesiredState"] = self.desired_state  # type: ignore[typeddict-item]
+            request["DesiredState"] = cast("InferenceExperimentStopDesiredStateType", self.desired_state)
         if self.reason is not None:
             request["Reason"] = self.reason
         return request
@@ -115,9 +120,7 @@ def parse(properties: Mapping[str, Any]) -> StopDeclaration:
 
 def _variant_name(value: object, prop: str) -> str:
     if not isinstance(value, str) or len(value) > MAX_VARIANT_NAME or not VARIANT_NAME.fullmatch(value):
-        raise InvalidProperties(
-            f"{prop} must be a variant name (1-63 letters, digits, hyphens); got {quote(value)}"
-        )
+        raise InvalidProperties(f"{prop} must be a variant name (1-63 letters, digits, hyphens); got {quote(value)}")
     return value
 
 
@@ -184,7 +187,7 @@ def _desired_model_variants(value: object, actions: Mapping[str, str]) -> tuple[
                 "InfrastructureConfig": {
                     "InfrastructureType": "RealTimeInference",
                     "RealTimeInferenceConfig": {
-                        "InstanceType": instance_type,  # type: ignore[typeddict-item]
+                        "InstanceType": cast("ProductionVariantInstanceTypeType", instance_type),
                         "InstanceCount": _count(instance_count, f"{prop} InstanceCount"),
                     },
                 },

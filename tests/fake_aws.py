@@ -1,0 +1,126 @@
+"""A local HTTP stand-in for the two AWS APIs the handler calls, spoken on the wire as botocore speaks them.
+
+SageMaker (JSON 1.1, `X-Amz-Target: SageMaker.<Operation>`): DescribeInferenceExperiment and
+StopInferenceExperiment over a tiny state machine. CloudFormation (query protocol, XML): DescribeStacks.
+Point a client at it with `endpoint_url`, or a process with AWS_ENDPOINT_URL_SAGEMAKER /
+AWS_ENDPOINT_URL_CLOUDFORMATION. Loopback only; it stops with its context manager.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class FakeAws:
+    """The state behind the fake endpoint, readable and scriptable by tests."""
+
+    url: str = ""
+    status: dict[str, str] = field(default_factory=dict)
+    stack_status: str = "UPDATE_IN_PROGRESS"
+    describes_while_stopping: int = 1
+    errors: list[tuple[int, str, str]] = field(default_factory=list)  # (HTTP status, code, message), used first
+    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _stopping_left: dict[str, int] = field(default_factory=dict)
+
+    def experiment(self, name: str) -> dict[str, Any]:
+        variants = [
+            {
+                "ModelName": f"model-{variant}",
+                "VariantName": variant,
+                "InfrastructureConfig": {
+                    "InfrastructureType": "RealTimeInference",
+                    "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
+                },
+                "Status": "InService",
+            }
+            for variant in ("production", "shadow")
+        ]
+        return {
+            "Arn": f"arn:aws:sagemaker:us-east-1:123456789012:inference-experiment/{name}",
+            "Name": name,
+            "Type": "ShadowMode",
+            "Status": self.status[name],
+            "EndpointMetadata": {"EndpointName": "shadow-test-endpoint"},
+            "ModelVariants": variants,
+        }
+
+    def sagemaker(self, operation: str, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        name = request.get("Name", "")
+        if name not in self.status:
+            return 400, {"__type": "ResourceNotFound", "Message": f"Inference experiment {name} not found"}
+        if operation == "DescribeInferenceExperiment":
+            if self.status[name] == "Stopping":
+                self._stopping_left[name] -= 1
+                if self._stopping_left[name] < 0:
+                    self.status[name] = "Completed"
+            return 200, self.experiment(name)
+        if operation == "StopInferenceExperiment":
+            if self.status[name] != "Running":
+                return 400, {"__type": "ConflictException", "Message": f"Experiment is {self.status[name]}"}
+            self.status[name] = "Stopping"
+            self._stopping_left[name] = self.describes_while_stopping
+            return 200, {"InferenceExperimentArn": self.experiment(name)["Arn"]}
+        return 400, {"__type": "UnknownOperationException", "Message": operation}
+
+    def describe_stacks(self, stack_name: str) -> str:
+        return (
+            '<DescribeStacksResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/">'
+            "<DescribeStacksResult><Stacks><member>"
+            f"<StackName>ShadowTestStack</StackName><StackId>{stack_name}</StackId>"
+            f"<CreationTime>2026-11-01T00:00:00Z</CreationTime><StackStatus>{self.stack_status}</StackStatus>"
+            "</member></Stacks></DescribeStacksResult>"
+            "<ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></DescribeStacksResponse>"
+        )
+
+
+@contextmanager
+def fake_aws(state: FakeAws | None = None) -> Iterator[FakeAws]:
+    """Serve `state` on a free loopback port for the duration of the block."""
+    aws = state or FakeAws()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            target = self.headers.get("X-Amz-Target", "")
+            if target.startswith("SageMaker."):
+                operation, request = target.removeprefix("SageMaker."), json.loads(body or b"{}")
+                aws.requests.append((operation, request))
+                if aws.errors:
+                    status, code, message = aws.errors.pop(0)
+                    self._reply(status, json.dumps({"__type": code, "Message": message}), "application/x-amz-json-1.1")
+                    return
+                status, answer = aws.sagemaker(operation, request)
+                self._reply(status, json.dumps(answer, default=str), "application/x-amz-json-1.1")
+                return
+            form = {key: values[0] for key, values in parse_qs(body.decode()).items()}
+            aws.requests.append((form.get("Action", ""), form))
+            self._reply(200, aws.describe_stacks(form.get("StackName", "")), "text/xml")
+
+        def _reply(self, status: int, text: str, content_type: str) -> None:
+            data = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: tests read `requests`."""
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    aws.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        yield aws
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -1,0 +1,450 @@
+"""The InferenceExperimentStopper construct: what it synthesizes and what it refuses, with aws_cdk.assertions."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk.assertions import Match, Template
+from inference_experiment_stopper import (
+    DesiredState,
+    InferenceExperimentStopper,
+    ModelVariantAction,
+    ModelVariantConfig,
+)
+from inference_experiment_stopper._function import HANDLER_DIR
+
+TYPE = "Custom::InferenceExperimentStop"
+VARIANT = ModelVariantConfig(
+    model_name="model-b", variant_name="shadow", instance_type="ml.m5.xlarge", instance_count=2
+)
+FULL: dict[str, Any] = {
+    "experiment_name": "my-shadow-test",
+    "model_variant_actions": {"shadow": ModelVariantAction.PROMOTE, "production": ModelVariantAction.REMOVE},
+    "desired_model_variants": [VARIANT],
+    "desired_state": DesiredState.COMPLETED,
+    "reason": "shadow beat production on p99",
+    "completion_timeout": cdk.Duration.minutes(5),
+}
+
+
+def new_stack(bundle: bool = False) -> cdk.Stack:
+    context: dict[str, Any] = {} if bundle else {"aws:cdk:bundling-stacks": []}
+    return cdk.Stack(cdk.App(context=context), "Stack")
+
+
+def template_of(**props: Any) -> Template:
+    stack = new_stack()
+    InferenceExperimentStopper(stack, "Stopper", **props)
+    return Template.from_stack(stack)
+
+
+def stopper_properties(template: Template) -> dict[str, Any]:
+    [resource] = template.find_resources(TYPE).values()
+    properties: dict[str, Any] = resource["Properties"]
+    return properties
+
+
+def function_id(properties: dict[str, Any]) -> str:
+    logical_id: str = properties["ServiceToken"]["Fn::GetAtt"][0]
+    assert re.fullmatch(r"InferenceExperimentStopperFunction[0-9A-F]{8}", logical_id)
+    return logical_id
+
+
+def test_writes_the_wire_format() -> None:
+    properties = stopper_properties(template_of(**FULL))
+
+    assert properties == {
+        "ServiceToken": {"Fn::GetAtt": [function_id(properties), "Arn"]},
+        "ServiceTimeout": "420",
+        "Name": "my-shadow-test",
+        "ModelVariantActions": {"shadow": "Promote", "production": "Remove"},
+        "DesiredModelVariants": [
+            {
+                "ModelName": "model-b",
+                "VariantName": "shadow",
+                "InfrastructureConfig": {
+                    "InfrastructureType": "RealTimeInference",
+                    "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 2},
+                },
+            }
+        ],
+        "DesiredState": "Completed",
+        "Reason": "shadow beat production on p99",
+        "StopOn": ["Update", "Delete"],
+        "CompletionTimeoutSeconds": 300,
+    }
+
+
+def test_plain_strings_with_the_aws_spellings_equal_the_enums() -> None:
+    strings = dict(FULL, model_variant_actions={"shadow": "Promote", "production": "Remove"}, desired_state="Completed")
+    assert stopper_properties(template_of(**strings)) == stopper_properties(template_of(**FULL))
+
+
+def test_leaves_out_what_is_not_given_and_defaults_the_rest() -> None:
+    properties = stopper_properties(
+        template_of(experiment_name="my-shadow-test", model_variant_actions={"shadow": ModelVariantAction.RETAIN})
+    )
+
+    assert set(properties) == {
+        "ServiceToken",
+        "ServiceTimeout",
+        "Name",
+        "ModelVariantActions",
+        "StopOn",
+        "CompletionTimeoutSeconds",
+    }
+    assert properties["StopOn"] == ["Update", "Delete"]
+    assert properties["CompletionTimeoutSeconds"] == 600
+    assert properties["ServiceTimeout"] == "720"
+
+
+@pytest.mark.parametrize(("update", "delete", "stop_on"), [(True, False, ["Update"]), (False, True, ["Delete"])])
+def test_stop_on_lists_the_chosen_events(update: bool, delete: bool, stop_on: list[str]) -> None:
+    properties = stopper_properties(template_of(**FULL, stop_on_update=update, stop_on_delete=delete))
+    assert properties["StopOn"] == stop_on
+
+
+def test_resource_type_construct_id_and_attributes() -> None:
+    stack = new_stack()
+    stopper = InferenceExperimentStopper(stack, "Stopper", **FULL)
+    template = Template.from_stack(stack)
+
+    child = stopper.node.find_child("Resource")
+    assert isinstance(child, cdk.CustomResource)
+    logical_id = stack.get_logical_id(child.node.default_child)  # type: ignore[arg-type]
+    assert stack.resolve(stopper.experiment_arn) == {"Fn::GetAtt": [logical_id, "InferenceExperimentArn"]}
+    assert stack.resolve(stopper.status) == {"Fn::GetAtt": [logical_id, "Status"]}
+    template.resource_count_is(TYPE, 1)
+
+
+def test_with_a_cfn_inference_experiment_takes_its_name_and_depends_on_it() -> None:
+    stack = new_stack()
+    experiment = sagemaker.CfnInferenceExperiment(
+        stack,
+        "ShadowTest",
+        name="from-the-experiment",
+        type="ShadowMode",
+        role_arn="arn:aws:iam::123456789012:role/sagemaker",
+        endpoint_name="endpoint",
+        model_variants=[],
+    )
+    InferenceExperimentStopper(
+        stack, "Stopper", experiment=experiment, model_variant_actions={"shadow": ModelVariantAction.PROMOTE}
+    )
+    template = Template.from_stack(stack)
+
+    [resource] = template.find_resources(TYPE).values()
+    assert resource["Properties"]["Name"] == "from-the-experiment"
+    assert stack.get_logical_id(experiment) in resource["DependsOn"]
+
+
+def test_the_stop_depends_on_everything_the_function_needs_so_it_runs_before_their_deletion() -> None:
+    template = template_of(**FULL)
+    [resource] = template.find_resources(TYPE).values()
+
+    function_parts = {
+        logical_id
+        for kind in ("AWS::Lambda::Function", "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::Logs::LogGroup")
+        for logical_id in template.find_resources(kind)
+    } | set(template.find_resources("AWS::Lambda::EventInvokeConfig"))
+    assert len(function_parts) == 5
+    assert function_parts <= set(resource["DependsOn"])
+
+
+def test_one_function_serves_every_stopper_in_a_stack() -> None:
+    stack = new_stack()
+    for index, minutes in enumerate((3, 12, 7)):
+        InferenceExperimentStopper(
+            stack,
+            f"Stopper{index}",
+            experiment_name=f"experiment-{index}",
+            model_variant_actions={"shadow": "Promote"},
+            completion_timeout=cdk.Duration.minutes(minutes),
+        )
+    template = Template.from_stack(stack)
+
+    template.resource_count_is("AWS::Lambda::Function", 1)
+    template.resource_count_is("AWS::IAM::Role", 1)
+    template.resource_count_is(TYPE, 3)
+    template.has_resource_properties("AWS::Lambda::Function", {"Timeout": 13 * 60})
+    policy = next(iter(template.find_resources("AWS::IAM::Policy").values()))
+    sagemaker_statement = policy["Properties"]["PolicyDocument"]["Statement"][2]
+    assert [arn_name(resource) for resource in sagemaker_statement["Resource"]] == [
+        "experiment-0",
+        "experiment-1",
+        "experiment-2",
+    ]
+
+
+def arn_name(resource: dict[str, Any]) -> str:
+    """The experiment name in an ARN that CDK wrote as an Fn::Join of this stack's partition, region and account."""
+    separator, parts = resource["Fn::Join"]
+    assert separator == ""
+    assert parts[:-1] == [
+        "arn:",
+        {"Ref": "AWS::Partition"},
+        ":sagemaker:",
+        {"Ref": "AWS::Region"},
+        ":",
+        {"Ref": "AWS::AccountId"},
+    ]
+    tail: str = parts[-1]
+    assert tail.startswith(":inference-experiment/")
+    return tail.removeprefix(":inference-experiment/")
+
+
+def test_the_role_may_do_exactly_what_the_stop_needs_on_exactly_these_resources() -> None:
+    template = template_of(**FULL)
+
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": [
+                    {"Action": "cloudformation:DescribeStacks", "Effect": "Allow", "Resource": {"Ref": "AWS::StackId"}},
+                    {
+                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                        "Effect": "Allow",
+                        "Resource": {"Fn::GetAtt": [Match.string_like_regexp("LogGroup"), "Arn"]},
+                    },
+                    {
+                        "Action": ["sagemaker:DescribeInferenceExperiment", "sagemaker:StopInferenceExperiment"],
+                        "Effect": "Allow",
+                        "Resource": {
+                            "Fn::Join": [
+                                "",
+                                [
+                                    "arn:",
+                                    {"Ref": "AWS::Partition"},
+                                    ":sagemaker:",
+                                    {"Ref": "AWS::Region"},
+                                    ":",
+                                    {"Ref": "AWS::AccountId"},
+                                    ":inference-experiment/my-shadow-test",
+                                ],
+                            ]
+                        },
+                    },
+                ],
+                "Version": "2012-10-17",
+            }
+        },
+    )
+    template.resource_count_is("AWS::IAM::Policy", 1)
+    [role] = template.find_resources("AWS::IAM::Role").values()
+    assert "ManagedPolicyArns" not in role["Properties"]
+    assert "Policies" not in role["Properties"]
+    assert '"*"' not in json.dumps(template.find_resources("AWS::IAM::Policy"))
+
+
+def test_a_name_with_capitals_is_allowed_in_both_spellings() -> None:
+    policy = next(
+        iter(template_of(**dict(FULL, experiment_name="My-Shadow")).find_resources("AWS::IAM::Policy").values())
+    )
+    resources = policy["Properties"]["PolicyDocument"]["Statement"][2]["Resource"]
+    assert [arn_name(resource) for resource in resources] == ["My-Shadow", "my-shadow"]
+
+
+def test_the_function_runs_the_newest_python_with_its_own_log_group_and_no_async_retries() -> None:
+    template = template_of(**FULL)
+
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Runtime": "python3.14",
+            "Handler": "index.handler",
+            "Architectures": ["arm64"],
+            "Timeout": 6 * 60,
+            "LoggingConfig": {"LogGroup": {"Ref": Match.string_like_regexp("LogGroup")}},
+        },
+    )
+    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
+    template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 0})
+
+
+def test_tokens_are_not_validated() -> None:
+    stack = new_stack()
+    name = cdk.CfnParameter(stack, "Name").value_as_string
+    count = cdk.CfnParameter(stack, "Count", type="Number").value_as_number
+    variant = ModelVariantConfig(model_name=name, variant_name="shadow", instance_type=name, instance_count=count)  # type: ignore[arg-type]
+    InferenceExperimentStopper(
+        stack,
+        "Stopper",
+        experiment_name=name,
+        model_variant_actions={"shadow": "Promote"},
+        desired_model_variants=[variant],
+    )
+
+    properties = stopper_properties(Template.from_stack(stack))
+    assert properties["Name"] == {"Ref": "Name"}
+    realtime = properties["DesiredModelVariants"][0]["InfrastructureConfig"]["RealTimeInferenceConfig"]
+    assert realtime == {"InstanceType": {"Ref": "Name"}, "InstanceCount": {"Ref": "Count"}}
+
+
+def test_bundles_the_handler_and_crhelper_without_docker() -> None:
+    stack = new_stack(bundle=True)
+    InferenceExperimentStopper(stack, "Stopper", **FULL)
+    assembly = cdk.App.of(stack).synth()  # type: ignore[union-attr]
+
+    [asset] = Path(assembly.directory).glob("asset.*")
+    files = {str(path.relative_to(asset)) for path in asset.rglob("*") if path.is_file()}
+    assert files == {
+        "index.py",
+        "lifecycle.py",
+        "properties.py",
+        "responder.py",
+        "crhelper/__init__.py",
+        "crhelper/log_helper.py",
+        "crhelper/resource_helper.py",
+        "crhelper/utils.py",
+        "crhelper/LICENSE",
+        "crhelper/NOTICE",
+    }
+    assert (asset / "index.py").read_text() == (HANDLER_DIR / "index.py").read_text()
+
+
+BAD_PROPS = [
+    pytest.param(
+        {"experiment_name": None},
+        "Give exactly one of experiment_name and experiment; got experiment_name=None and experiment=None",
+        id="neither-name",
+    ),
+    pytest.param(
+        {"experiment_name": "bad_name"},
+        "experiment_name must match [a-zA-Z0-9](-*[a-zA-Z0-9]){0,119} (1-120 characters); got 'bad_name'",
+        id="name-pattern",
+    ),
+    pytest.param(
+        {"experiment_name": "a" * 121},
+        f"experiment_name must match [a-zA-Z0-9](-*[a-zA-Z0-9]){{0,119}} (1-120 characters); got '{'a' * 121}'",
+        id="name-too-long",
+    ),
+    pytest.param(
+        {"model_variant_actions": {}},
+        "model_variant_actions must map 1 or 2 variant names to actions; got {}",
+        id="no-actions",
+    ),
+    pytest.param(
+        {"model_variant_actions": {"a": "Retain", "b": "Retain", "c": "Retain"}},
+        "model_variant_actions must map 1 or 2 variant names to actions; "
+        "got {'a': 'Retain', 'b': 'Retain', 'c': 'Retain'}",
+        id="three-actions",
+    ),
+    pytest.param(
+        {"model_variant_actions": {"shadow_1": "Promote"}},
+        "model_variant_actions must match [a-zA-Z0-9]([\\-a-zA-Z0-9]*[a-zA-Z0-9])? (1-63 characters); got 'shadow_1'",
+        id="variant-pattern",
+    ),
+    pytest.param(
+        {"model_variant_actions": {"v" * 64: "Promote"}},
+        "model_variant_actions must match [a-zA-Z0-9]([\\-a-zA-Z0-9]*[a-zA-Z0-9])? (1-63 characters); "
+        f"got '{'v' * 64}'",
+        id="variant-too-long",
+    ),
+    pytest.param(
+        {"model_variant_actions": {"shadow": "Promot"}},
+        "model_variant_actions['shadow'] must be a ModelVariantAction (Promote, Remove or Retain); got 'Promot'",
+        id="unknown-action",
+    ),
+    pytest.param(
+        {"model_variant_actions": {"a": "Promote", "b": "Promote"}, "desired_model_variants": None},
+        "model_variant_actions may promote one variant only (an experiment has one shadow); got ['a', 'b']",
+        id="two-promotes",
+    ),
+    pytest.param(
+        {"model_variant_actions": {"shadow": "Remove"}},
+        "desired_model_variants[0].variant_name 'shadow' is declared Remove in model_variant_actions, "
+        "so it cannot have desired infrastructure",
+        id="infrastructure-for-removed",
+    ),
+    pytest.param(
+        {"desired_model_variants": [VARIANT, VARIANT, VARIANT]},
+        "desired_model_variants may list at most 2 variants; got 3",
+        id="three-variants",
+    ),
+    pytest.param(
+        {"desired_model_variants": [ModelVariantConfig("model_b", "shadow", "ml.m5.xlarge", 1)]},
+        "desired_model_variants[0].model_name must match [a-zA-Z0-9]([\\-a-zA-Z0-9]*[a-zA-Z0-9])? (1-63 characters); "
+        "got 'model_b'",
+        id="model-name",
+    ),
+    pytest.param(
+        {"desired_model_variants": [ModelVariantConfig("model-b", "shadow", "m5.xlarge", 1)]},
+        "desired_model_variants[0].instance_type must be a SageMaker real-time instance type (e.g. 'ml.m5.xlarge'); "
+        "got 'm5.xlarge'",
+        id="instance-type",
+    ),
+    pytest.param(
+        {"desired_model_variants": [ModelVariantConfig("model-b", "shadow", "ml.m5.xlarge", -1)]},
+        "desired_model_variants[0].instance_count must be an int of at least 0; got -1",
+        id="negative-count",
+    ),
+    pytest.param(
+        {"desired_model_variants": [ModelVariantConfig("model-b", "shadow", "ml.m5.xlarge", 1.5)]},  # type: ignore[arg-type]
+        "desired_model_variants[0].instance_count must be an int of at least 0; got 1.5",
+        id="float-count",
+    ),
+    pytest.param(
+        {"desired_model_variants": [ModelVariantConfig("model-b", "shadow", "ml.m5.xlarge", True)]},
+        "desired_model_variants[0].instance_count must be an int of at least 0; got True",
+        id="bool-count",
+    ),
+    pytest.param(
+        {"desired_state": "Stopped"},
+        "desired_state must be a DesiredState (Completed or Cancelled); got 'Stopped'",
+        id="desired-state",
+    ),
+    pytest.param(
+        {"reason": "r" * 1025},
+        f"reason must be a string of at most 1024 characters; got 1025 characters: {'r' * 40!r}...",
+        id="reason-too-long",
+    ),
+    pytest.param(
+        {"completion_timeout": cdk.Duration.minutes(15)},
+        "completion_timeout must be between 0 seconds and 14 minutes (the Lambda limit less a margin); got 900 seconds",
+        id="timeout-too-long",
+    ),
+    pytest.param(
+        {"stop_on_update": False, "stop_on_delete": False},
+        "stop_on_update and stop_on_delete are both False: the stopper would never stop anything",
+        id="never-stops",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "message"), BAD_PROPS)
+def test_fails_when_a_prop_is_bad(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        template_of(**dict(FULL, **changes))
+
+
+def test_fails_when_both_experiment_name_and_experiment_are_given() -> None:
+    stack = new_stack()
+    experiment = sagemaker.CfnInferenceExperiment(
+        stack, "E", name="e", type="ShadowMode", role_arn="arn", endpoint_name="ep", model_variants=[]
+    )
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "Give exactly one of experiment_name and experiment; "
+            "got experiment_name='e' and experiment=a CfnInferenceExperiment"
+        ),
+    ):
+        InferenceExperimentStopper(
+            stack, "Stopper", experiment_name="e", experiment=experiment, model_variant_actions={"s": "Retain"}
+        )
+
+
+def test_fails_when_the_experiment_name_is_off_the_pattern() -> None:
+    stack = new_stack()
+    experiment = sagemaker.CfnInferenceExperiment(
+        stack, "E", name="bad name", type="ShadowMode", role_arn="arn", endpoint_name="ep", model_variants=[]
+    )
+    with pytest.raises(ValueError, match=re.escape("experiment.name must match")):
+        InferenceExperimentStopper(stack, "Stopper", experiment=experiment, model_variant_actions={"s": "Retain"})
