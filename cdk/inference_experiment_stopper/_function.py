@@ -14,7 +14,7 @@ from aws_cdk import Aws, BundlingOptions, DockerImage, Duration, ILocalBundling,
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 # Installed from a wheel, the handler ships inside the package; in a checkout it is the repository's lambda/.
 _PACKAGED_HANDLER = Path(__file__).parent / "_handler"
@@ -117,6 +117,8 @@ class StopFunction(Construct):
             retry_attempts=0,
             description="InferenceExperimentStopper: stops SageMaker inference experiments as declared",
         )
+        self.supports: list[IConstruct] = [self._role, log_group, self.function.node.find_child("EventInvokeConfig")]
+        """What the function needs while it runs, besides itself (which custom resources reach by GetAtt)."""
 
     def serve(self, experiment_arns: list[str], completion_timeout: Duration) -> str:
         """Allow the function to stop these experiment ARNs and wait this long; returns its service token."""

@@ -145,8 +145,9 @@ class InferenceExperimentStopper(Construct):
             properties=properties,
             service_timeout=timeout.plus(TIMEOUT_MARGIN).plus(SERVICE_TIMEOUT_MARGIN),
         )
-        # Everything the function needs (role, policy, log group, no-retry config) outlives every event.
-        self._resource.node.add_dependency(function)
+        # What the function needs (role and policy, log group, no-retry config) must outlive every event,
+        # the Delete during stack deletion included.
+        self._resource.node.add_dependency(*function.supports)
         if experiment is not None:
             self._resource.node.add_dependency(experiment)
 
