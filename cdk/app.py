@@ -6,6 +6,9 @@ no arguments and no AWS account: `cdk deploy -c image_uri=... -c production_mode
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
@@ -21,8 +24,25 @@ from inference_experiment_stopper import (
 class ShadowTestStack(cdk.Stack):
     """An endpoint serving a production model, a shadow test of a second model, and how the test ends."""
 
-    def __init__(self, scope: Construct, construct_id: str, **kwargs: object) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stop_on_update: bool = True,
+        reason: str = "Shadow model promoted by the stack",
+        **kwargs: Any,
+    ) -> None:
+        """Define the shadow test.
+
+        Args:
+            scope: the app.
+            construct_id: the stack's id.
+            stop_on_update: passed to the stopper (the integration test deploys first with False).
+            reason: passed to the stopper.
+            **kwargs: Stack props.
+        """
+        super().__init__(scope, construct_id, **kwargs)
         context = self.node.try_get_context
         experiment_name: str = context("experiment_name")
         endpoint_name: str = context("endpoint_name")
@@ -102,6 +122,7 @@ class ShadowTestStack(cdk.Stack):
             ),
         )
 
+        self.experiment_name = experiment_name
         stopper = InferenceExperimentStopper(
             self,
             "StopShadowTest",
@@ -116,15 +137,16 @@ class ShadowTestStack(cdk.Stack):
                 )
             ],
             desired_state=DesiredState.COMPLETED,
-            reason="Shadow model promoted by the stack",
+            reason=reason,
+            stop_on_update=stop_on_update,
             completion_timeout=cdk.Duration.minutes(10),
         )
         cdk.CfnOutput(self, "ExperimentArn", value=stopper.experiment_arn)
         cdk.CfnOutput(self, "ExperimentStatus", value=stopper.status)
 
 
-def _allow_model_artifacts(role: iam.Role, data_urls: object) -> None:
-    objects = [f"arn:{cdk.Aws.PARTITION}:s3:::{url.removeprefix('s3://')}" for url in data_urls]  # type: ignore[attr-defined]
+def _allow_model_artifacts(role: iam.Role, data_urls: Iterable[str]) -> None:
+    objects = [f"arn:{cdk.Aws.PARTITION}:s3:::{url.removeprefix('s3://')}" for url in data_urls]
     role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=objects))
 
 

@@ -1,0 +1,151 @@
+"""The path a real user takes, end to end, outside this repository.
+
+1. Build the wheel, install it into a fresh virtual environment, write a small app that imports the
+   construct, and `cdk synth` it with the pinned CLI and no package index.
+2. Take the asset that synth bundled and run it as Lambda would: a fresh virtual environment holding only
+   boto3, the asset folder as the code root, Create, Update and Delete driven through `index.handler`
+   against a local SageMaker/CloudFormation endpoint and a local ResponseURL server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import ResponseServer, load_event
+from fake_aws import FakeAws, fake_aws
+
+ROOT = Path(__file__).parents[1]
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+USER_APP = """
+import aws_cdk as cdk
+from inference_experiment_stopper import InferenceExperimentStopper, ModelVariantAction, ModelVariantConfig
+
+app = cdk.App()
+stack = cdk.Stack(app, "UserStack")
+InferenceExperimentStopper(
+    stack,
+    "StopShadowTest",
+    experiment_name="shadow-test",
+    model_variant_actions={"shadow": ModelVariantAction.PROMOTE, "production": ModelVariantAction.REMOVE},
+    desired_model_variants=[ModelVariantConfig("model-b", "shadow", "ml.m5.xlarge", 2)],
+)
+app.synth()
+"""
+LAMBDA_DRIVER = """
+import json, sys
+
+code_root = sys.argv[1]
+sys.path.insert(0, code_root)
+import crhelper, index
+
+class Context:
+    function_name = "InferenceExperimentStopperFunction"
+    aws_request_id = "request"
+    log_stream_name = "stream"
+
+    def get_remaining_time_in_millis(self):
+        return 660_000
+
+print("crhelper from", crhelper.__file__, flush=True)
+for line in sys.stdin:
+    index.handler(json.loads(line), Context())
+"""
+
+
+def run(command: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600, **kwargs)  # type: ignore[call-overload]
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result  # type: ignore[no-any-return]
+
+
+def new_venv(path: Path, *packages: str | Path) -> Path:
+    run([sys.executable, "-m", "venv", path])
+    python = path / "bin" / "python"
+    run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *packages])
+    return python
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cdk.out of a user's app, made by the package installed from its wheel, outside the repository."""
+    work = tmp_path_factory.mktemp("user")
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", work / "dist", ROOT])
+    [wheel] = (work / "dist").glob("*.whl")
+    python = new_venv(work / "venv", wheel)
+    app_dir = work / "app"
+    app_dir.mkdir()
+    (app_dir / "app.py").write_text(USER_APP)
+    (app_dir / "cdk.json").write_text(json.dumps({"app": f"{python} app.py"}))
+    env = dict(os.environ, PIP_NO_INDEX="1")
+    env.pop("PYTHONPATH", None)
+    run([CDK, "synth", "--no-notices", "--quiet"], cwd=app_dir, env=env)
+    return app_dir / "cdk.out"
+
+
+def test_a_user_app_synthesizes_with_the_installed_wheel(synthesized: Path) -> None:
+    template = json.loads((synthesized / "UserStack.template.json").read_text())
+    [function] = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    asset = synthesized / function["Metadata"]["aws:asset:path"]
+
+    handler = ROOT / "lambda" / "stop_inference_experiment"
+    for module in handler.glob("*.py"):
+        assert (asset / module.name).read_text() == module.read_text()
+    assert (asset / "crhelper" / "resource_helper.py").is_file()
+
+
+def test_the_bundled_asset_runs_as_lambda_would(
+    synthesized: Path, tmp_path: Path, response_server: ResponseServer
+) -> None:
+    [asset] = synthesized.glob("asset.*")
+    python = new_venv(tmp_path / "lambda-venv", "boto3")
+    driver = tmp_path / "bootstrap.py"
+    driver.write_text(textwrap.dedent(LAMBDA_DRIVER))
+
+    with fake_aws(FakeAws(status={"shadow-test": "Running"})) as aws:
+        events = []
+        for request_type in ("Create", "Update", "Delete"):
+            event = load_event(request_type)
+            event["ResponseURL"] = response_server.url
+            events.append(json.dumps(event))
+        env = {
+            "PATH": os.environ["PATH"],
+            # What the Lambda runtime sets (boto3 reads the second).
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_ENDPOINT_URL_SAGEMAKER": aws.url,
+            "AWS_ENDPOINT_URL_CLOUDFORMATION": aws.url,
+        }
+        result = run([python, "-I", driver, asset], input="\n".join(events) + "\n", env=env)
+
+    assert f"crhelper from {asset}/crhelper/__init__.py" in result.stdout
+    answers = [
+        (body["Status"], body["PhysicalResourceId"], body["Data"].get("Status")) for body in response_server.bodies
+    ]
+    assert answers == [
+        ("SUCCESS", "shadow-test", "Running"),
+        ("SUCCESS", "shadow-test", "Completed"),
+        ("SUCCESS", "shadow-test", "Completed"),
+    ], [body["Reason"] for body in response_server.bodies]
+    operations = [operation for operation, _ in aws.requests]
+    assert operations == [
+        "DescribeInferenceExperiment",
+        "DescribeStacks",
+        "DescribeInferenceExperiment",
+        "StopInferenceExperiment",
+        "DescribeInferenceExperiment",  # Stopping (the fake answers once so, then Completed)
+        "DescribeInferenceExperiment",
+        "DescribeStacks",
+        "DescribeInferenceExperiment",
+    ]
+    [stop] = [request for operation, request in aws.requests if operation == "StopInferenceExperiment"]
+    realtime = stop["DesiredModelVariants"][0]["InfrastructureConfig"]["RealTimeInferenceConfig"]
+    assert realtime == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 2}
+    assert response_server.url not in result.stdout + result.stderr
