@@ -11,6 +11,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk.assertions import Match, Template
+from iam_quota import role_policies
 from inference_experiment_stopper import (
     DesiredState,
     InferenceExperimentStopper,
@@ -148,13 +149,19 @@ def test_the_stop_depends_on_everything_the_function_needs_so_it_runs_before_the
     template = template_of(**FULL)
     [resource] = template.find_resources(TYPE).values()
 
-    supports = {
+    needs = {
         logical_id
-        for kind in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::Logs::LogGroup", "AWS::Lambda::EventInvokeConfig")
+        for kind in (
+            "AWS::IAM::Role",
+            "AWS::IAM::Policy",
+            "AWS::IAM::ManagedPolicy",
+            "AWS::Logs::LogGroup",
+            "AWS::Lambda::EventInvokeConfig",
+        )
         for logical_id in template.find_resources(kind)
     }
-    assert len(supports) == 4
-    assert set(resource["DependsOn"]) == supports
+    assert len(needs) == 5
+    assert set(resource["DependsOn"]) == needs
     # The function itself is reached through the service token (a DependsOn on it would be redundant).
     [function_id] = template.find_resources("AWS::Lambda::Function")
     assert resource["Properties"]["ServiceToken"] == {"Fn::GetAtt": [function_id, "Arn"]}
@@ -176,13 +183,18 @@ def test_one_function_serves_every_stopper_in_a_stack() -> None:
     template.resource_count_is("AWS::IAM::Role", 1)
     template.resource_count_is(TYPE, 3)
     template.has_resource_properties("AWS::Lambda::Function", {"Timeout": 13 * 60})
-    policy = next(iter(template.find_resources("AWS::IAM::Policy").values()))
-    sagemaker_statement = policy["Properties"]["PolicyDocument"]["Statement"][2]
-    assert [arn_name(resource) for resource in sagemaker_statement["Resource"]] == [
-        "experiment-0",
-        "experiment-1",
-        "experiment-2",
-    ]
+    assert experiments_allowed(template) == [["experiment-0", "experiment-1", "experiment-2"]]
+
+
+def experiments_allowed(template: Template) -> list[list[str]]:
+    """The experiment names each managed policy allows, policy by policy."""
+    allowed = []
+    for policy in template.find_resources("AWS::IAM::ManagedPolicy").values():
+        [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert statement["Action"] == ["sagemaker:DescribeInferenceExperiment", "sagemaker:StopInferenceExperiment"]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        allowed.append([arn_name(resource) for resource in resources])
+    return allowed
 
 
 def arn_name(resource: dict[str, Any]) -> str:
@@ -204,6 +216,7 @@ def arn_name(resource: dict[str, Any]) -> str:
 
 def test_the_role_may_do_exactly_what_the_stop_needs_on_exactly_these_resources() -> None:
     template = template_of(**FULL)
+    [role_id] = template.find_resources("AWS::IAM::Role")
 
     template.has_resource_properties(
         "AWS::IAM::Policy",
@@ -216,6 +229,17 @@ def test_the_role_may_do_exactly_what_the_stop_needs_on_exactly_these_resources(
                         "Effect": "Allow",
                         "Resource": {"Fn::GetAtt": [Match.string_like_regexp("LogGroup"), "Arn"]},
                     },
+                ],
+                "Version": "2012-10-17",
+            },
+            "Roles": [{"Ref": role_id}],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::IAM::ManagedPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": [
                     {
                         "Action": ["sagemaker:DescribeInferenceExperiment", "sagemaker:StopInferenceExperiment"],
                         "Effect": "Allow",
@@ -236,22 +260,22 @@ def test_the_role_may_do_exactly_what_the_stop_needs_on_exactly_these_resources(
                     },
                 ],
                 "Version": "2012-10-17",
-            }
+            },
+            "Roles": [{"Ref": role_id}],
         },
     )
     template.resource_count_is("AWS::IAM::Policy", 1)
+    template.resource_count_is("AWS::IAM::ManagedPolicy", 1)
     [role] = template.find_resources("AWS::IAM::Role").values()
-    assert "ManagedPolicyArns" not in role["Properties"]
+    assert "ManagedPolicyArns" not in role["Properties"]  # no AWS-managed policy
     assert "Policies" not in role["Properties"]
-    assert '"*"' not in json.dumps(template.find_resources("AWS::IAM::Policy"))
+    policies = {**template.find_resources("AWS::IAM::Policy"), **template.find_resources("AWS::IAM::ManagedPolicy")}
+    assert '"*"' not in json.dumps(policies)
 
 
 def test_a_name_with_capitals_is_allowed_in_both_spellings() -> None:
-    policy = next(
-        iter(template_of(**dict(FULL, experiment_name="My-Shadow")).find_resources("AWS::IAM::Policy").values())
-    )
-    resources = policy["Properties"]["PolicyDocument"]["Statement"][2]["Resource"]
-    assert [arn_name(resource) for resource in resources] == ["My-Shadow", "my-shadow"]
+    template = template_of(**dict(FULL, experiment_name="My-Shadow"))
+    assert experiments_allowed(template) == [["My-Shadow", "my-shadow"]]
 
 
 def test_the_function_runs_the_newest_python_with_its_own_log_group_and_no_async_retries() -> None:
@@ -451,3 +475,32 @@ def test_fails_when_the_experiment_name_is_off_the_pattern() -> None:
     )
     with pytest.raises(ValueError, match=re.escape("experiment.name must match")):
         InferenceExperimentStopper(stack, "Stopper", experiment=experiment, model_variant_actions={"s": "Retain"})
+
+
+@pytest.mark.parametrize(("name_length", "per_policy"), [(15, [64, 36]), (120, [30, 30, 30, 10])])
+def test_a_hundred_stoppers_stay_within_iam_quotas(name_length: int, per_policy: list[int]) -> None:
+    stack = new_stack()
+    for index in range(100):
+        name = f"{index:03d}-".ljust(name_length, "x")
+        InferenceExperimentStopper(stack, f"S{index}", experiment_name=name, model_variant_actions={"s": "Retain"})
+    template = Template.from_stack(stack)
+
+    policies = role_policies(template.to_json())
+    assert policies.fits, str(policies)
+    assert [len(names) for names in experiments_allowed(template)] == per_policy
+
+
+def test_fails_when_a_stack_names_more_experiments_than_one_role_may_be_allowed() -> None:
+    stack = new_stack()
+    for index in range(300):  # 30 of the longest names fill a managed policy; a role may have 10
+        name = f"{index:03d}-".ljust(120, "x")
+        InferenceExperimentStopper(stack, f"S{index}", experiment_name=name, model_variant_actions={"s": "Retain"})
+
+    message = (
+        "The stoppers in stack Stack name more inference experiments than IAM lets one role be allowed "
+        "(300 ARNs fill its 10 managed policies); put some of them in another stack"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        InferenceExperimentStopper(
+            stack, "OneTooMany", experiment_name="one-more", model_variant_actions={"s": "Retain"}
+        )

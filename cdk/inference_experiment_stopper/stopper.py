@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from aws_cdk import CustomResource, Duration, Stack, Token
+from aws_cdk import CustomResource, Duration
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
@@ -136,18 +136,16 @@ class InferenceExperimentStopper(Construct):
         properties["CompletionTimeoutSeconds"] = int(timeout.to_seconds())
 
         function = StopFunction.of(self)
-        service_token = function.serve(_experiment_arns(self, name), timeout)
+        needs = function.serve(name, timeout)
         self._resource = CustomResource(
             self,
             "Resource",
-            service_token=service_token,
+            service_token=function.function.function_arn,
             resource_type=RESOURCE_TYPE,
             properties=properties,
             service_timeout=timeout.plus(TIMEOUT_MARGIN).plus(SERVICE_TIMEOUT_MARGIN),
         )
-        # What the function needs (role and policy, log group, no-retry config) must outlive every event,
-        # the Delete during stack deletion included.
-        self._resource.node.add_dependency(*function.supports)
+        self._resource.node.add_dependency(*needs)
         if experiment is not None:
             self._resource.node.add_dependency(experiment)
 
@@ -180,13 +178,3 @@ def _experiment_name(name: str | None, experiment: sagemaker.CfnInferenceExperim
     raise ValueError(
         f"Give exactly one of experiment_name and experiment; got experiment_name={name!r} and experiment={given}"
     )
-
-
-def _experiment_arns(scope: Construct, name: str) -> list[str]:
-    arn = Stack.of(scope).format_arn(service="sagemaker", resource="inference-experiment", resource_name=name)
-    # SageMaker writes many resource ARNs in lower case (*unverified* for inference experiments): where the
-    # name has capitals, both spellings are allowed, still only this one experiment.
-    if Token.is_unresolved(name) or name == name.lower():
-        return [arn]
-    lower = Stack.of(scope).format_arn(service="sagemaker", resource="inference-experiment", resource_name=name.lower())
-    return [arn, lower]
