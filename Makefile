@@ -37,3 +37,7 @@ test: lint
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache .pytest_cache
+
+# Writes BENCHMARKS.md: ours side by side with AwsCustomResource. Not part of `make test`: timings are not tests.
+bench: setup
+	$(PYTHON) benchmarks/run.py
