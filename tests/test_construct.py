@@ -11,6 +11,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk.assertions import Match, Template
+from conftest import load_event
 from iam_quota import role_policies
 from inference_experiment_stopper import (
     DesiredState,
@@ -25,12 +26,12 @@ VARIANT = ModelVariantConfig(
     model_name="model-b", variant_name="shadow", instance_type="ml.m5.xlarge", instance_count=2
 )
 FULL: dict[str, Any] = {
-    "experiment_name": "my-shadow-test",
+    "experiment_name": "shadow-test",
     "model_variant_actions": {"shadow": ModelVariantAction.PROMOTE, "production": ModelVariantAction.REMOVE},
     "desired_model_variants": [VARIANT],
     "desired_state": DesiredState.COMPLETED,
     "reason": "shadow beat production on p99",
-    "completion_timeout": cdk.Duration.minutes(5),
+    "completion_timeout": cdk.Duration.minutes(10),
 }
 
 
@@ -51,35 +52,29 @@ def stopper_properties(template: Template) -> dict[str, Any]:
     return properties
 
 
-def function_id(properties: dict[str, Any]) -> str:
-    logical_id: str = properties["ServiceToken"]["Fn::GetAtt"][0]
+def assert_service_token_is_the_stop_function(properties: dict[str, Any]) -> None:
+    logical_id = properties["ServiceToken"]["Fn::GetAtt"][0]
     assert re.fullmatch(r"InferenceExperimentStopperFunction[0-9A-F]{8}", logical_id)
-    return logical_id
+    assert properties["ServiceToken"] == {"Fn::GetAtt": [logical_id, "Arn"]}
 
 
-def test_writes_the_wire_format() -> None:
+def test_writes_the_wire_format_the_handler_is_tested_with() -> None:
+    """One contract for both sides: the construct writes the handler's event fixture, as CloudFormation sends it."""
     properties = stopper_properties(template_of(**FULL))
+    sent = load_event("Create")["ResourceProperties"]
 
-    assert properties == {
-        "ServiceToken": {"Fn::GetAtt": [function_id(properties), "Arn"]},
-        "ServiceTimeout": "420",
-        "Name": "my-shadow-test",
-        "ModelVariantActions": {"shadow": "Promote", "production": "Remove"},
-        "DesiredModelVariants": [
-            {
-                "ModelName": "model-b",
-                "VariantName": "shadow",
-                "InfrastructureConfig": {
-                    "InfrastructureType": "RealTimeInference",
-                    "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 2},
-                },
-            }
-        ],
-        "DesiredState": "Completed",
-        "Reason": "shadow beat production on p99",
-        "StopOn": ["Update", "Delete"],
-        "CompletionTimeoutSeconds": 300,
-    }
+    assert_service_token_is_the_stop_function(properties)
+    del properties["ServiceToken"], sent["ServiceToken"]
+    assert as_cloudformation_sends(properties) == sent
+
+
+def as_cloudformation_sends(value: Any) -> Any:
+    """CloudFormation hands a custom resource every scalar property as a string."""
+    if isinstance(value, dict):
+        return {key: as_cloudformation_sends(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_cloudformation_sends(item) for item in value]
+    return value if isinstance(value, str) else str(value)
 
 
 def test_plain_strings_with_the_aws_spellings_equal_the_enums() -> None:
@@ -253,7 +248,7 @@ def test_the_role_may_do_exactly_what_the_stop_needs_on_exactly_these_resources(
                                     {"Ref": "AWS::Region"},
                                     ":",
                                     {"Ref": "AWS::AccountId"},
-                                    ":inference-experiment/my-shadow-test",
+                                    ":inference-experiment/shadow-test",
                                 ],
                             ]
                         },
@@ -287,7 +282,7 @@ def test_the_function_runs_the_newest_python_with_its_own_log_group_and_no_async
             "Runtime": "python3.14",
             "Handler": "index.handler",
             "Architectures": ["arm64"],
-            "Timeout": 6 * 60,
+            "Timeout": 11 * 60,
             "LoggingConfig": {"LogGroup": {"Ref": Match.string_like_regexp("LogGroup")}},
         },
     )

@@ -13,8 +13,9 @@ from responder import CfnResponder
 
 # Kept back from the function's remaining time for the last describe, crhelper's pause on Delete and the answer.
 ANSWER_RESERVE_SECONDS = 15
-# botocore's standard mode backs off with jitter; 8 attempts ride out a burst of throttling or 5xx.
-RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 8})
+# botocore's standard mode backs off with jitter; 8 attempts ride out a burst of throttling or 5xx. Control-plane
+# calls answer in well under a second: a hung connection is cut short and retried rather than waited on for 60 s.
+RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 8}, connect_timeout=5, read_timeout=20)
 
 helper = CfnResponder(log_level="INFO", sleep_on_delete=2)
 
