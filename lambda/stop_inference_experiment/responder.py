@@ -75,7 +75,7 @@ def put_response(
     never logs the URL.
     """
     if urlsplit(response_url).scheme not in ("https", "http"):
-        logger.error("The ResponseURL is not an http(s) URL; the %s answer cannot be sent", body["Status"])
+        logger.error("The URL to answer to is not http(s); the %s answer cannot be sent", body["Status"])
         return False
     data = json.dumps(body).encode()
     for attempt in range(1, attempts + 1):
