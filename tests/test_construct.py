@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+import jsii
 import pytest
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk.assertions import Match, Template
@@ -19,7 +20,7 @@ from inference_experiment_stopper import (
     ModelVariantAction,
     ModelVariantConfig,
 )
-from inference_experiment_stopper._function import HANDLER_DIR
+from inference_experiment_stopper._asset import HANDLER_DIR
 
 TYPE = "Custom::InferenceExperimentStop"
 VARIANT = ModelVariantConfig(
@@ -119,25 +120,153 @@ def test_resource_type_construct_id_and_attributes() -> None:
     template.resource_count_is(TYPE, 1)
 
 
+def shadow_experiment(stack: cdk.Stack, construct_id: str = "ShadowTest", **overrides: Any) -> Any:
+    """A CfnInferenceExperiment with variants production and shadow (the shadow one)."""
+
+    def variant(name: str) -> sagemaker.CfnInferenceExperiment.ModelVariantConfigProperty:
+        return sagemaker.CfnInferenceExperiment.ModelVariantConfigProperty(
+            model_name=f"model-{name}",
+            variant_name=name,
+            infrastructure_config=sagemaker.CfnInferenceExperiment.ModelInfrastructureConfigProperty(
+                infrastructure_type="RealTimeInference",
+                real_time_inference_config=sagemaker.CfnInferenceExperiment.RealTimeInferenceConfigProperty(
+                    instance_type="ml.m5.xlarge", instance_count=1
+                ),
+            ),
+        )
+
+    props: dict[str, Any] = {
+        "name": "from-the-experiment",
+        "type": "ShadowMode",
+        "role_arn": "arn:aws:iam::123456789012:role/sagemaker",
+        "endpoint_name": "endpoint",
+        "model_variants": [variant("production"), variant("shadow")],
+        "shadow_mode_config": sagemaker.CfnInferenceExperiment.ShadowModeConfigProperty(
+            source_model_variant_name="production",
+            shadow_model_variants=[
+                sagemaker.CfnInferenceExperiment.ShadowModelVariantConfigProperty(
+                    shadow_model_variant_name="shadow", sampling_percentage=50
+                )
+            ],
+        ),
+        **overrides,
+    }
+    return sagemaker.CfnInferenceExperiment(stack, construct_id, **props)
+
+
 def test_with_a_cfn_inference_experiment_takes_its_name_and_depends_on_it() -> None:
     stack = new_stack()
-    experiment = sagemaker.CfnInferenceExperiment(
-        stack,
-        "ShadowTest",
-        name="from-the-experiment",
-        type="ShadowMode",
-        role_arn="arn:aws:iam::123456789012:role/sagemaker",
-        endpoint_name="endpoint",
-        model_variants=[],
-    )
+    experiment = shadow_experiment(stack)
     InferenceExperimentStopper(
-        stack, "Stopper", experiment=experiment, model_variant_actions={"shadow": ModelVariantAction.PROMOTE}
+        stack,
+        "Stopper",
+        experiment=experiment,
+        model_variant_actions={"shadow": ModelVariantAction.PROMOTE, "production": ModelVariantAction.REMOVE},
+        desired_model_variants=[VARIANT],
     )
     template = Template.from_stack(stack)
 
     [resource] = template.find_resources(TYPE).values()
     assert resource["Properties"]["Name"] == "from-the-experiment"
     assert stack.get_logical_id(experiment) in resource["DependsOn"]
+
+
+EXPERIMENT_MISMATCHES = [
+    pytest.param(
+        {"model_variant_actions": {"shadw": "Promote"}, "desired_model_variants": None},
+        "model_variant_actions names variant 'shadw', which is not one of experiment Stack/ShadowTest's variants: "
+        "production, shadow",
+        id="unknown-action-variant",
+    ),
+    pytest.param(
+        {"desired_model_variants": [ModelVariantConfig("model-b", "canary", "ml.m5.xlarge", 1)]},
+        "desired_model_variants[0].variant_name names variant 'canary', which is not one of experiment "
+        "Stack/ShadowTest's variants: production, shadow",
+        id="unknown-desired-variant",
+    ),
+    pytest.param(
+        {"model_variant_actions": {"production": "Promote", "shadow": "Remove"}, "desired_model_variants": None},
+        "model_variant_actions promotes 'production', which is not the shadow variant of experiment Stack/ShadowTest "
+        "(its shadow is shadow); only a shadow can replace production",
+        id="promotes-production",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "message"), EXPERIMENT_MISMATCHES)
+def test_fails_when_the_stop_does_not_fit_the_experiment_in_the_app(changes: dict[str, Any], message: str) -> None:
+    stack = new_stack()
+    props = dict(FULL, experiment=shadow_experiment(stack), **changes)
+    del props["experiment_name"]
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        InferenceExperimentStopper(stack, "Stopper", **props)
+
+
+def test_variants_and_shadow_that_are_tokens_are_not_checked_against_the_experiment() -> None:
+    stack = new_stack()
+    variants = cdk.Lazy.any(_Produce([]))  # a token: known only when the template is resolved
+    shadow = sagemaker.CfnInferenceExperiment.ShadowModeConfigProperty(
+        source_model_variant_name="production",
+        shadow_model_variants=[
+            sagemaker.CfnInferenceExperiment.ShadowModelVariantConfigProperty(
+                shadow_model_variant_name=cdk.Lazy.string(_Produce("shadow")), sampling_percentage=50
+            )
+        ],
+    )
+    experiment = shadow_experiment(stack, model_variants=variants, shadow_mode_config=shadow)
+
+    InferenceExperimentStopper(
+        stack, "Stopper", experiment=experiment, model_variant_actions={"anything": ModelVariantAction.PROMOTE}
+    )
+
+    assert stopper_properties(Template.from_stack(stack))["ModelVariantActions"] == {"anything": "Promote"}
+
+
+@jsii.implements(cdk.IStableAnyProducer, cdk.IStableStringProducer)
+class _Produce:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def produce(self) -> Any:
+        return self.value
+
+
+def test_fails_when_two_stoppers_declare_the_same_stop_for_the_same_event() -> None:
+    stack = new_stack()
+    InferenceExperimentStopper(stack, "Promote", experiment_name="shadow-test", model_variant_actions={"s": "Promote"})
+    message = (
+        "Stack/Promote and Stack/Remove both stop inference experiment shadow-test on Update: two declarations of one "
+        "stop contradict each other and both would be sent; give one of them stop_on_update=False"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        InferenceExperimentStopper(
+            stack, "Remove", experiment_name="shadow-test", model_variant_actions={"s": "Remove"}, stop_on_delete=False
+        )
+
+
+def test_one_stopper_may_promote_on_update_and_another_remove_on_delete() -> None:
+    stack = new_stack()
+    for construct_id, action, on_update in (("OnUpdate", "Promote", True), ("OnDelete", "Remove", False)):
+        InferenceExperimentStopper(
+            stack,
+            construct_id,
+            experiment_name="shadow-test",
+            model_variant_actions={"shadow": action},
+            stop_on_update=on_update,
+            stop_on_delete=not on_update,
+        )
+    # The same experiment in another stack is another declaration altogether.
+    app = stack.node.root
+    assert isinstance(app, cdk.App)
+    other = cdk.Stack(app, "Other")
+    InferenceExperimentStopper(other, "OnUpdate", experiment_name="shadow-test", model_variant_actions={"s": "Remove"})
+
+    assert [
+        p["StopOn"] for p in Template.from_stack(stack).find_resources(TYPE, {}).values() for p in [p["Properties"]]
+    ] == [
+        ["Update"],
+        ["Delete"],
+    ]
 
 
 def test_the_stop_depends_on_everything_the_function_needs_so_it_runs_before_their_deletion() -> None:
@@ -321,6 +450,7 @@ def test_bundles_the_handler_and_crhelper_without_docker() -> None:
         "lifecycle.py",
         "properties.py",
         "responder.py",
+        "rules.py",
         "crhelper/__init__.py",
         "crhelper/log_helper.py",
         "crhelper/resource_helper.py",
@@ -331,6 +461,7 @@ def test_bundles_the_handler_and_crhelper_without_docker() -> None:
     assert (asset / "index.py").read_text() == (HANDLER_DIR / "index.py").read_text()
 
 
+NAME_RULE = "may hold only letters, digits and hyphens, 1-{} characters, starting and ending with a letter or digit"
 BAD_PROPS = [
     pytest.param(
         {"experiment_name": None},
@@ -339,12 +470,12 @@ BAD_PROPS = [
     ),
     pytest.param(
         {"experiment_name": "bad_name"},
-        "experiment_name must match [a-zA-Z0-9](-*[a-zA-Z0-9]){0,119} (1-120 characters); got 'bad_name'",
+        f"experiment_name 'bad_name' {NAME_RULE.format(120)}",
         id="name-pattern",
     ),
     pytest.param(
         {"experiment_name": "a" * 121},
-        f"experiment_name must match [a-zA-Z0-9](-*[a-zA-Z0-9]){{0,119}} (1-120 characters); got '{'a' * 121}'",
+        f"experiment_name '{'a' * 121}' {NAME_RULE.format(120)}",
         id="name-too-long",
     ),
     pytest.param(
@@ -360,23 +491,22 @@ BAD_PROPS = [
     ),
     pytest.param(
         {"model_variant_actions": {"shadow_1": "Promote"}},
-        "model_variant_actions must match [a-zA-Z0-9]([\\-a-zA-Z0-9]*[a-zA-Z0-9])? (1-63 characters); got 'shadow_1'",
+        f"variant name 'shadow_1' in model_variant_actions {NAME_RULE.format(63)}",
         id="variant-pattern",
     ),
     pytest.param(
         {"model_variant_actions": {"v" * 64: "Promote"}},
-        "model_variant_actions must match [a-zA-Z0-9]([\\-a-zA-Z0-9]*[a-zA-Z0-9])? (1-63 characters); "
-        f"got '{'v' * 64}'",
+        f"variant name '{'v' * 64}' in model_variant_actions {NAME_RULE.format(63)}",
         id="variant-too-long",
     ),
     pytest.param(
         {"model_variant_actions": {"shadow": "Promot"}},
-        "model_variant_actions['shadow'] must be a ModelVariantAction (Promote, Remove or Retain); got 'Promot'",
+        "model_variant_actions['shadow'] must be Promote, Remove or Retain (a ModelVariantAction); got 'Promot'",
         id="unknown-action",
     ),
     pytest.param(
         {"model_variant_actions": {"a": "Promote", "b": "Promote"}, "desired_model_variants": None},
-        "model_variant_actions may promote one variant only (an experiment has one shadow); got ['a', 'b']",
+        "model_variant_actions may promote one variant only (an experiment has one shadow variant), not a, b",
         id="two-promotes",
     ),
     pytest.param(
@@ -392,45 +522,81 @@ BAD_PROPS = [
     ),
     pytest.param(
         {"desired_model_variants": [ModelVariantConfig("model_b", "shadow", "ml.m5.xlarge", 1)]},
-        "desired_model_variants[0].model_name must match [a-zA-Z0-9]([\\-a-zA-Z0-9]*[a-zA-Z0-9])? (1-63 characters); "
-        "got 'model_b'",
+        f"model name 'model_b' in desired_model_variants[0].model_name {NAME_RULE.format(63)}",
         id="model-name",
     ),
     pytest.param(
         {"desired_model_variants": [ModelVariantConfig("model-b", "shadow", "m5.xlarge", 1)]},
-        "desired_model_variants[0].instance_type must be a SageMaker real-time instance type (e.g. 'ml.m5.xlarge'); "
-        "got 'm5.xlarge'",
+        "desired_model_variants[0].instance_type must be a SageMaker real-time inference instance type such as "
+        "ml.m5.xlarge; got 'm5.xlarge'",
         id="instance-type",
     ),
     pytest.param(
         {"desired_model_variants": [ModelVariantConfig("model-b", "shadow", "ml.m5.xlarge", -1)]},
-        "desired_model_variants[0].instance_count must be an int of at least 0; got -1",
+        "desired_model_variants[0].instance_count must be a whole number from 0 to 999,999,999; got -1",
         id="negative-count",
     ),
     pytest.param(
         {"desired_model_variants": [ModelVariantConfig("model-b", "shadow", "ml.m5.xlarge", 1.5)]},  # type: ignore[arg-type]
-        "desired_model_variants[0].instance_count must be an int of at least 0; got 1.5",
+        "desired_model_variants[0].instance_count must be an int; got 1.5",
         id="float-count",
     ),
     pytest.param(
         {"desired_model_variants": [ModelVariantConfig("model-b", "shadow", "ml.m5.xlarge", True)]},
-        "desired_model_variants[0].instance_count must be an int of at least 0; got True",
+        "desired_model_variants[0].instance_count must be an int; got True",
         id="bool-count",
     ),
     pytest.param(
         {"desired_state": "Stopped"},
-        "desired_state must be a DesiredState (Completed or Cancelled); got 'Stopped'",
+        "desired_state must be Completed or Cancelled (a DesiredState); got 'Stopped'",
         id="desired-state",
     ),
     pytest.param(
         {"reason": "r" * 1025},
-        f"reason must be a string of at most 1024 characters; got 1025 characters: {'r' * 40!r}...",
+        f"reason must be at most 1024 characters, not 1025; got {'r' * 40!r}...",
         id="reason-too-long",
     ),
     pytest.param(
         {"completion_timeout": cdk.Duration.minutes(15)},
         "completion_timeout must be between 0 seconds and 14 minutes (the Lambda limit less a margin); got 900 seconds",
         id="timeout-too-long",
+    ),
+    pytest.param(
+        {"model_variant_actions": [("shadow", "Promote")]},
+        "model_variant_actions must be a mapping of variant name to ModelVariantAction, "
+        "e.g. {'shadow': ModelVariantAction.PROMOTE}; got [('shadow', 'Promote')]",
+        id="actions-as-pairs",
+    ),
+    pytest.param(
+        {"model_variant_actions": "shadow=Promote"},
+        "model_variant_actions must be a mapping of variant name to ModelVariantAction, "
+        "e.g. {'shadow': ModelVariantAction.PROMOTE}; got 'shadow=Promote'",
+        id="actions-as-string",
+    ),
+    pytest.param(
+        {"model_variant_actions": {5: "Promote"}},
+        "variant name 5 in model_variant_actions must be a string, not int",
+        id="variant-not-a-string",
+    ),
+    pytest.param(
+        {"desired_model_variants": VARIANT},
+        f"desired_model_variants must be a list of ModelVariantConfig; got {VARIANT!r}",
+        id="one-variant-not-in-a-list",
+    ),
+    pytest.param(
+        {"desired_model_variants": [VARIANT.to_api()]},
+        f"desired_model_variants[0] must be a ModelVariantConfig; got {VARIANT.to_api()!r}",
+        id="variant-as-a-dict",
+    ),
+    pytest.param(
+        {"completion_timeout": cdk.Duration.millis(1500)},
+        "completion_timeout must be a whole number of seconds; got 1.5 seconds",
+        id="timeout-fractional",
+    ),
+    pytest.param(
+        {"completion_timeout": 600},
+        "completion_timeout must be a Duration, e.g. Duration.minutes(10); got 600",
+        id="timeout-not-a-duration",
     ),
     pytest.param(
         {"stop_on_update": False, "stop_on_delete": False},
@@ -468,7 +634,8 @@ def test_fails_when_the_experiment_name_is_off_the_pattern() -> None:
     experiment = sagemaker.CfnInferenceExperiment(
         stack, "E", name="bad name", type="ShadowMode", role_arn="arn", endpoint_name="ep", model_variants=[]
     )
-    with pytest.raises(ValueError, match=re.escape("experiment.name must match")):
+    message = "experiment.name 'bad name' " + NAME_RULE.format(120)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         InferenceExperimentStopper(stack, "Stopper", experiment=experiment, model_variant_actions={"s": "Retain"})
 
 

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import importlib.util
-import shutil
-from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
-import jsii
-from aws_cdk import Aws, BundlingOptions, DockerImage, Duration, ILocalBundling, Stack, Token
+from aws_cdk import Aws, BundlingOptions, Duration, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
-# Installed from a wheel, the handler ships inside the package; in a checkout it is the repository's lambda/.
-_PACKAGED_HANDLER = Path(__file__).parent / "_handler"
-_SOURCE_HANDLER = Path(__file__).resolve().parents[2] / "lambda" / "stop_inference_experiment"
-HANDLER_DIR = _PACKAGED_HANDLER if _PACKAGED_HANDLER.is_dir() else _SOURCE_HANDLER
+from inference_experiment_stopper._asset import HANDLER_DIR, CopyBundling, asset_hash
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 # The function's timeout is the longest completion timeout plus this, for describing, pausing and answering.
@@ -33,46 +24,6 @@ MANAGED_POLICIES_PER_ROLE = 10
 # An ARN's characters besides the name, on the long side: "arn:aws-us-gov:sagemaker:ap-southeast-4:" ...
 ARN_OVERHEAD = len('"arn:aws-us-gov:sagemaker:ap-southeast-4:123456789012:inference-experiment/",')
 UNRESOLVED_NAME_LENGTH = 120
-
-
-def handler_files() -> list[Path]:
-    return sorted(HANDLER_DIR.glob("*.py"))
-
-
-def bundle_handler(output_dir: Path) -> None:
-    """Write the deployable code: the handler's modules and crhelper (with its licence), copied from this machine.
-
-    crhelper is a dependency of this package, so it is installed wherever the construct is: copying it
-    needs neither Docker nor a package registry. boto3 comes from the Lambda runtime.
-    """
-    for source in handler_files():
-        shutil.copy2(source, output_dir / source.name)
-    spec = importlib.util.find_spec("crhelper")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("crhelper is not installed; reinstall cdk-inference-experiment-stopper")
-    target = output_dir / "crhelper"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyi", "py.typed")
-    shutil.copytree(Path(spec.origin).parent, target, ignore=ignore, dirs_exist_ok=True)
-    for file in importlib.metadata.distribution("crhelper").files or []:
-        if file.name in ("LICENSE", "NOTICE"):
-            shutil.copy2(Path(str(file.locate())), target / file.name)
-
-
-@jsii.implements(ILocalBundling)
-class _CopyBundling:
-    """Local bundling: runs on the synthesizing machine, so no Docker image is ever pulled."""
-
-    def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
-        bundle_handler(Path(output_dir))
-        return True
-
-
-def _asset_hash() -> str:
-    # The source is the handler plus the crhelper release that bundling copies in.
-    digest = hashlib.sha256(importlib.metadata.version("crhelper").encode())
-    for source in handler_files():
-        digest.update(source.name.encode() + source.read_bytes())
-    return digest.hexdigest()
 
 
 class StopFunction(Construct):
@@ -114,9 +65,9 @@ class StopFunction(Construct):
             handler="index.handler",
             code=lambda_.Code.from_asset(
                 str(HANDLER_DIR),
-                asset_hash=_asset_hash(),
+                asset_hash=asset_hash(),
                 exclude=["__pycache__", "*.pyc"],
-                bundling=BundlingOptions(image=RUNTIME.bundling_image, local=_CopyBundling()),
+                bundling=BundlingOptions(image=RUNTIME.bundling_image, local=CopyBundling()),
             ),
             role=self._role,
             log_group=log_group,

@@ -1,117 +1,213 @@
 """Synth-time checks of the construct's props: one ValueError per problem, naming the prop and the value.
 
-The limits are SageMaker's (botocore's service model); values that are unresolved Tokens are skipped.
+The limits come from the handler's own `rules.py` (loaded from the asset folder), so the function checks
+what it receives against exactly what synth checked. Values that are unresolved Tokens are skipped.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import botocore.session
-from aws_cdk import Token
+from aws_cdk import Duration, Token
+from aws_cdk import aws_sagemaker as sagemaker
+
+from inference_experiment_stopper._asset import load_handler_module
 
 if TYPE_CHECKING:
-    from inference_experiment_stopper.stopper import ModelVariantConfig
+    import rules
 
-EXPERIMENT_NAME = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}"
-VARIANT_NAME = r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?"
-ACTIONS = ("Promote", "Remove", "Retain")
-DESIRED_STATES = ("Completed", "Cancelled")
-MAX_REASON = 1024
+    from inference_experiment_stopper.stopper import ModelVariantConfig
+else:
+    rules = load_handler_module("rules")
+
 MAX_COMPLETION_TIMEOUT_SECONDS = 14 * 60
 
 
-def _unresolved(value: object) -> bool:
-    return isinstance(value, str | int | float) and Token.is_unresolved(value)
+def unresolved(value: object) -> bool:
+    """A Token (a string, number or jsii object such as an IResolvable) whose value is known only at deploy."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str | int | float) or hasattr(value, "__jsii_ref__"):
+        return bool(Token.is_unresolved(value))
+    return False
+
+
+def plain(value: object) -> object:
+    """An enum member or its AWS spelling, as the plain value the API takes."""
+    return value.value if isinstance(value, Enum) else value
 
 
 def check_experiment_name(name: object, prop: str) -> None:
-    if _unresolved(name):
-        return
-    if not isinstance(name, str) or len(name) > 120 or not re.fullmatch(EXPERIMENT_NAME, name):
-        raise ValueError(f"{prop} must match {EXPERIMENT_NAME} (1-120 characters); got {name!r}")
+    problem = None if unresolved(name) else rules.experiment_name_problem(name)
+    if problem:
+        raise ValueError(f"{prop} {name!r} {problem}")
 
 
-def check_variant_name(name: object, prop: str) -> None:
-    if _unresolved(name):
-        return
-    if not isinstance(name, str) or len(name) > 63 or not re.fullmatch(VARIANT_NAME, name):
-        raise ValueError(f"{prop} must match {VARIANT_NAME} (1-63 characters); got {name!r}")
+def check_name(kind: str, name: object, prop: str) -> None:
+    """A variant or model name (kind says which, for the message)."""
+    problem = None if unresolved(name) else rules.variant_name_problem(name)
+    if problem:
+        raise ValueError(f"{kind} {name!r} in {prop} {problem}")
 
 
-def check_actions(actions: Mapping[str, str]) -> None:
-    if not isinstance(actions, Mapping) or not 1 <= len(actions) <= 2:
-        raise ValueError(f"model_variant_actions must map 1 or 2 variant names to actions; got {actions!r}")
-    for variant, action in actions.items():
-        check_variant_name(variant, "model_variant_actions")
-        if _unresolved(action):
-            continue
-        if action not in ACTIONS:
-            raise ValueError(
-                f"model_variant_actions[{variant!r}] must be a ModelVariantAction (Promote, Remove or Retain); "
-                f"got {action!r}"
-            )
-    promoted = [variant for variant, action in actions.items() if action == "Promote"]
-    if len(promoted) > 1:
+def model_variant_actions(value: object) -> dict[str, str]:
+    """The actions as plain strings, checked.
+
+    Raises:
+        ValueError: for anything but a mapping of 1 or 2 variant names to actions, with at most one Promote.
+    """
+    if not isinstance(value, Mapping):
         raise ValueError(
-            f"model_variant_actions may promote one variant only (an experiment has one shadow); got {promoted!r}"
+            "model_variant_actions must be a mapping of variant name to ModelVariantAction, "
+            f"e.g. {{'shadow': ModelVariantAction.PROMOTE}}; got {value!r}"
         )
+    if not 1 <= len(value) <= rules.MAX_ACTIONS:
+        raise ValueError(f"model_variant_actions must map 1 or 2 variant names to actions; got {value!r}")
+    actions: dict[str, Any] = {}
+    for variant, action in value.items():
+        check_name("variant name", variant, "model_variant_actions")
+        actions[variant] = plain(action)
+        problem = None if unresolved(actions[variant]) else rules.action_problem(actions[variant])
+        if problem:
+            raise ValueError(f"model_variant_actions[{variant!r}] {problem} (a ModelVariantAction); got {action!r}")
+    problem = rules.promotes_problem(actions)
+    if problem:
+        raise ValueError(f"model_variant_actions {problem}")
+    return actions
 
 
-def check_desired_model_variants(variants: Sequence[ModelVariantConfig], actions: Mapping[str, str]) -> None:
-    if len(variants) > 2:
-        raise ValueError(f"desired_model_variants may list at most 2 variants; got {len(variants)}")
-    for index, variant in enumerate(variants):
+def desired_model_variants(value: object, actions: Mapping[str, str]) -> list[ModelVariantConfig]:
+    """The desired variants, checked (None is none).
+
+    Raises:
+        ValueError: for anything but a sequence of at most 2 ModelVariantConfig that SageMaker would accept.
+    """
+    from inference_experiment_stopper.stopper import ModelVariantConfig  # noqa: PLC0415 (the prop type's module)
+
+    if value is None:
+        return []
+    if isinstance(value, str | bytes | Mapping | ModelVariantConfig) or not isinstance(value, Sequence):
+        raise ValueError(f"desired_model_variants must be a list of ModelVariantConfig; got {value!r}")
+    if len(value) > rules.MAX_DESIRED_VARIANTS:
+        raise ValueError(f"desired_model_variants may list at most 2 variants; got {len(value)}")
+    for index, variant in enumerate(value):
         prop = f"desired_model_variants[{index}]"
-        check_variant_name(variant.model_name, f"{prop}.model_name")
-        check_variant_name(variant.variant_name, f"{prop}.variant_name")
+        if not isinstance(variant, ModelVariantConfig):
+            raise ValueError(f"{prop} must be a ModelVariantConfig; got {variant!r}")
+        check_name("model name", variant.model_name, f"{prop}.model_name")
+        check_name("variant name", variant.variant_name, f"{prop}.variant_name")
         if actions.get(variant.variant_name) == "Remove":
             raise ValueError(
                 f"{prop}.variant_name {variant.variant_name!r} is declared Remove in model_variant_actions, "
                 "so it cannot have desired infrastructure"
             )
-        if not _unresolved(variant.instance_type) and variant.instance_type not in instance_types():
-            raise ValueError(
-                f"{prop}.instance_type must be a SageMaker real-time instance type (e.g. 'ml.m5.xlarge'); "
-                f"got {variant.instance_type!r}"
-            )
+        if not unresolved(variant.instance_type):
+            problem = rules.instance_type_problem(variant.instance_type, instance_types())
+            if problem:
+                raise ValueError(f"{prop}.instance_type {problem}; got {variant.instance_type!r}")
         count = variant.instance_count
-        if not _unresolved(count) and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
-            raise ValueError(f"{prop}.instance_count must be an int of at least 0; got {count!r}")
+        if unresolved(count):
+            continue
+        problem = (
+            "must be an int"
+            if isinstance(count, bool) or not isinstance(count, int)
+            else rules.instance_count_problem(count)
+        )
+        if problem:
+            raise ValueError(f"{prop}.instance_count {problem}; got {count!r}")
+    return list(value)
 
 
 def check_desired_state(state: object) -> None:
-    if state is not None and not _unresolved(state) and state not in DESIRED_STATES:
-        raise ValueError(f"desired_state must be a DesiredState (Completed or Cancelled); got {state!r}")
+    problem = None if state is None or unresolved(state) else rules.desired_state_problem(state)
+    if problem:
+        raise ValueError(f"desired_state {problem} (a DesiredState); got {state!r}")
 
 
 def check_reason(reason: object) -> None:
-    if reason is None or _unresolved(reason):
-        return
-    if not isinstance(reason, str) or len(reason) > MAX_REASON:
-        shown = reason if not isinstance(reason, str) else f"{len(reason)} characters: {reason[:40]!r}..."
-        raise ValueError(f"reason must be a string of at most {MAX_REASON} characters; got {shown}")
+    problem = None if reason is None or unresolved(reason) else rules.reason_problem(reason)
+    if problem:
+        shown = f"{reason[:40]!r}..." if isinstance(reason, str) else repr(reason)
+        raise ValueError(f"reason {problem}; got {shown}")
 
 
-def check_completion_timeout(seconds: float) -> None:
+def completion_timeout_seconds(value: object) -> int:
+    """The completion timeout in whole seconds (None is the default of 10 minutes).
+
+    Raises:
+        ValueError: for anything but a Duration of whole seconds from 0 to 14 minutes.
+    """
+    if value is None:
+        return 600
+    if not isinstance(value, Duration):
+        raise ValueError(f"completion_timeout must be a Duration, e.g. Duration.minutes(10); got {value!r}")
+    millis = value.to_milliseconds(integral=False)
+    if millis % 1000:
+        raise ValueError(f"completion_timeout must be a whole number of seconds; got {millis / 1000:g} seconds")
+    seconds = int(millis // 1000)
     if not 0 <= seconds <= MAX_COMPLETION_TIMEOUT_SECONDS:
         raise ValueError(
             f"completion_timeout must be between 0 seconds and 14 minutes (the Lambda limit less a margin); "
-            f"got {seconds:g} seconds"
+            f"got {seconds} seconds"
         )
+    return seconds
+
+
+def check_against_experiment(
+    experiment: sagemaker.CfnInferenceExperiment, actions: Mapping[str, str], variants: Sequence[ModelVariantConfig]
+) -> None:
+    """Variants the stopper names must be the experiment's, and only its shadow may be promoted (tokens skipped).
+
+    Raises:
+        ValueError: listing the experiment's variants, or naming its shadow variant.
+    """
+    known = _variant_names(experiment.model_variants)
+    if known is not None:
+        named = [("model_variant_actions", name) for name in actions]
+        named += [(f"desired_model_variants[{i}].variant_name", v.variant_name) for i, v in enumerate(variants)]
+        for prop, name in named:
+            if not unresolved(name) and name not in known:
+                raise ValueError(
+                    f"{prop} names variant {name!r}, which is not one of experiment {experiment.node.path}'s "
+                    f"variants: {', '.join(known) or 'none'}"
+                )
+    shadows = _shadow_names(experiment.shadow_mode_config)
+    if shadows is None:
+        return
+    for name, action in actions.items():
+        if action == "Promote" and not unresolved(name) and name not in shadows:
+            raise ValueError(
+                f"model_variant_actions promotes {name!r}, which is not the shadow variant of experiment "
+                f"{experiment.node.path} (its shadow is {', '.join(shadows) or 'not given'}); only a shadow "
+                "can replace production"
+            )
+
+
+def _variant_names(model_variants: object) -> list[str] | None:
+    if unresolved(model_variants) or not isinstance(model_variants, Sequence):
+        return None
+    names = [getattr(variant, "variant_name", None) for variant in model_variants]
+    if any(name is None or unresolved(name) for name in names):
+        return None
+    return [str(name) for name in names]
+
+
+def _shadow_names(config: object) -> list[str] | None:
+    shadows = getattr(config, "shadow_model_variants", None)
+    if config is None or unresolved(config) or unresolved(shadows) or not isinstance(shadows, Sequence):
+        return None
+    names = [getattr(shadow, "shadow_model_variant_name", None) for shadow in shadows]
+    if any(name is None or unresolved(name) for name in names):
+        return None
+    return [str(name) for name in names]
 
 
 @functools.cache
 def instance_types() -> frozenset[str]:
-    """The InstanceType enum StopInferenceExperiment accepts, read from the installed botocore model.
-
-    Found through the operation rather than by shape name: the shape was renamed in botocore 1.43.7.
-    """
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    request: Any = model.operation_model("StopInferenceExperiment").input_shape
-    config = request.members["DesiredModelVariants"].member
-    instance_type = config.members["InfrastructureConfig"].members["RealTimeInferenceConfig"].members["InstanceType"]
-    return frozenset(instance_type.enum)
+    """The instance types in the SageMaker model of the botocore installed here."""
+    result: frozenset[str] = rules.instance_types(botocore.session.get_session().get_service_model("sagemaker"))
+    return result

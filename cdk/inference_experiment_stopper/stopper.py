@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from aws_cdk import CustomResource, Duration
+from aws_cdk import CustomResource, Duration, Stack
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
@@ -112,18 +113,19 @@ class InferenceExperimentStopper(Construct):
         """
         super().__init__(scope, construct_id)
         name = _experiment_name(experiment_name, experiment)
-        actions = {variant: _plain(action) for variant, action in model_variant_actions.items()}
-        check.check_actions(actions)
-        variants = list(desired_model_variants or [])
-        check.check_desired_model_variants(variants, actions)
-        state = _plain(desired_state) if desired_state is not None else None
+        actions = check.model_variant_actions(model_variant_actions)
+        variants = check.desired_model_variants(desired_model_variants, actions)
+        if experiment is not None:
+            check.check_against_experiment(experiment, actions, variants)
+        state = check.plain(desired_state)
         check.check_desired_state(state)
         check.check_reason(reason)
-        timeout = completion_timeout if completion_timeout is not None else Duration.minutes(10)
-        check.check_completion_timeout(timeout.to_seconds())
+        seconds = check.completion_timeout_seconds(completion_timeout)
+        timeout = Duration.seconds(seconds)
         stop_on = [event for event, wanted in (("Update", stop_on_update), ("Delete", stop_on_delete)) if wanted]
         if not stop_on:
             raise ValueError("stop_on_update and stop_on_delete are both False: the stopper would never stop anything")
+        _claim_the_stop(self, name, stop_on)
 
         properties: dict[str, Any] = {"Name": name, "ModelVariantActions": actions}
         if variants:
@@ -133,7 +135,7 @@ class InferenceExperimentStopper(Construct):
         if reason is not None:
             properties["Reason"] = reason
         properties["StopOn"] = stop_on
-        properties["CompletionTimeoutSeconds"] = int(timeout.to_seconds())
+        properties["CompletionTimeoutSeconds"] = seconds
 
         function = StopFunction.of(self)
         needs = function.serve(name, timeout)
@@ -160,9 +162,25 @@ class InferenceExperimentStopper(Construct):
         return self._resource.get_att_string("Status")
 
 
-def _plain(value: str) -> str:
-    """An enum member or its AWS spelling, as the plain string the API takes."""
-    return value.value if isinstance(value, StrEnum) else value
+# Per stack: (experiment name, event) -> the path of the stopper that stops it then.
+_CLAIMED: weakref.WeakKeyDictionary[Stack, dict[tuple[str, str], str]] = weakref.WeakKeyDictionary()
+
+
+def _claim_the_stop(stopper: Construct, name: str, events: list[str]) -> None:
+    """One stop per experiment and event in a stack: two declarations would contradict, and both would be sent.
+
+    Raises:
+        ValueError: naming both stoppers' construct paths.
+    """
+    claimed = _CLAIMED.setdefault(Stack.of(stopper), {})
+    for event in events:
+        other = claimed.setdefault((name, event), stopper.node.path)
+        if other != stopper.node.path:
+            raise ValueError(
+                f"{other} and {stopper.node.path} both stop inference experiment {name} on {event}: two declarations "
+                "of one stop contradict each other and both would be sent; give one of them "
+                f"stop_on_{event.lower()}=False"
+            )
 
 
 def _experiment_name(name: str | None, experiment: sagemaker.CfnInferenceExperiment | None) -> str:

@@ -1,0 +1,96 @@
+"""SageMaker's limits on a stop declaration, written once.
+
+The function checks every property that arrives against these, and the construct loads this same file to
+check its props at synth, so the function never sends SageMaker a value that synth would have rejected.
+Each `*_problem` function says in words what is wrong with a value, or returns None when it is fine.
+Pure Python: botocore is only handed in (as a service model) where the instance types are read.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+EXPERIMENT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}")
+MAX_EXPERIMENT_NAME = 120
+VARIANT_NAME = re.compile(r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?")
+MAX_VARIANT_NAME = 63
+ACTIONS = ("Promote", "Remove", "Retain")
+DESIRED_STATES = ("Completed", "Cancelled")
+MAX_ACTIONS = 2
+MAX_DESIRED_VARIANTS = 2
+MAX_REASON = 1024
+MAX_INSTANCE_COUNT = 999_999_999
+
+
+def _name_problem(value: object, pattern: re.Pattern[str], longest: int) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if not 1 <= len(value) <= longest or not pattern.fullmatch(value):
+        return (
+            f"may hold only letters, digits and hyphens, 1-{longest} characters, "
+            "starting and ending with a letter or digit"
+        )
+    return None
+
+
+def experiment_name_problem(value: object) -> str | None:
+    """What is wrong with an inference experiment name (InferenceExperimentName)."""
+    return _name_problem(value, EXPERIMENT_NAME, MAX_EXPERIMENT_NAME)
+
+
+def variant_name_problem(value: object) -> str | None:
+    """What is wrong with a variant or model name (ModelVariantName, ModelName)."""
+    return _name_problem(value, VARIANT_NAME, MAX_VARIANT_NAME)
+
+
+def action_problem(value: object) -> str | None:
+    """What is wrong with a ModelVariantAction."""
+    return None if value in ACTIONS else "must be Promote, Remove or Retain"
+
+
+def desired_state_problem(value: object) -> str | None:
+    """What is wrong with a DesiredState."""
+    return None if value in DESIRED_STATES else "must be Completed or Cancelled"
+
+
+def reason_problem(value: object) -> str | None:
+    """What is wrong with a Reason."""
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if len(value) > MAX_REASON:
+        return f"must be at most {MAX_REASON} characters, not {len(value)}"
+    return None
+
+
+def instance_count_problem(value: int) -> str | None:
+    """What is wrong with an InstanceCount that is already a whole number."""
+    return None if 0 <= value <= MAX_INSTANCE_COUNT else f"must be a whole number from 0 to {MAX_INSTANCE_COUNT:,}"
+
+
+def instance_type_problem(value: object, known: frozenset[str]) -> str | None:
+    """What is wrong with an InstanceType, given the types SageMaker's service model lists."""
+    if value in known:
+        return None
+    return "must be a SageMaker real-time inference instance type such as ml.m5.xlarge"
+
+
+def promotes_problem(actions: dict[str, Any]) -> str | None:
+    """What is wrong with the set of actions as a whole."""
+    promoted = [variant for variant, action in actions.items() if action == "Promote"]
+    if len(promoted) > 1:
+        return f"may promote one variant only (an experiment has one shadow variant), not {', '.join(promoted)}"
+    return None
+
+
+@functools.cache
+def instance_types(service_model: Any) -> frozenset[str]:
+    """The InstanceType enum StopInferenceExperiment accepts, read from a botocore SageMaker service model.
+
+    Found through the operation rather than by shape name: the shape was renamed in botocore 1.43.7.
+    """
+    request = service_model.operation_model("StopInferenceExperiment").input_shape
+    config = request.members["DesiredModelVariants"].member
+    instance_type = config.members["InfrastructureConfig"].members["RealTimeInferenceConfig"].members["InstanceType"]
+    return frozenset(instance_type.enum)
