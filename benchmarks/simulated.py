@@ -7,7 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import botocore.session
 import lifecycle
+
+SAGEMAKER_MODEL = botocore.session.get_session().get_service_model("sagemaker")
 
 EVENT = Path(__file__).resolve().parents[1] / "tests" / "events" / "update.json"
 
@@ -33,7 +36,8 @@ class SimulatedSageMaker:
         self.stop_takes = stop_takes
         self.stopped_at: float | None = None
         self.calls = 0
-        self.meta = SimpleNamespace(region_name="us-east-1")
+        # The real service model: the handler checks instance types against it, as it does in Lambda.
+        self.meta = SimpleNamespace(region_name="us-east-1", service_model=SAGEMAKER_MODEL)
 
     def describe_inference_experiment(self, Name: str) -> dict[str, Any]:  # noqa: N803 (boto3's spelling)
         self.calls += 1

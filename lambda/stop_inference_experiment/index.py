@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from typing import Any
 
 import boto3
 import lifecycle
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
+from properties import StopFailed
 from responder import CfnResponder
+
+logger = logging.getLogger(__name__)
 
 # Kept back from the function's remaining time for the last describe, crhelper's pause on Delete and the answer.
 ANSWER_RESERVE_SECONDS = 15
@@ -46,7 +51,19 @@ def services() -> lifecycle.Services:
 def on_event(event: dict[str, Any], context: Any) -> str:
     """Carry the event out; crhelper answers with the returned physical id and helper.Data, or FAILED on a raise."""
     time_left = context.get_remaining_time_in_millis() / 1000 - ANSWER_RESERVE_SECONDS
-    outcome = lifecycle.handle(event, services(), time_left)
+    try:
+        outcome = lifecycle.handle(event, services(), time_left)
+    except StopFailed:
+        raise
+    except BotoCoreError as error:  # no region, no credentials, an endpoint out of reach: botocore's own sentences
+        raise StopFailed(f"The function could not call AWS: {error}") from error
+    except Exception as error:
+        # A bug, not a declared outcome: the traceback goes to the log, a sentence to CloudFormation.
+        logger.exception("Unexpected error during the %s", event.get("RequestType"))
+        raise StopFailed(
+            f"The stop function failed unexpectedly ({type(error).__name__}) during the {event.get('RequestType')}; "
+            "its log group has the details"
+        ) from error
     helper.Data.update(outcome.data)
     return outcome.physical_id
 

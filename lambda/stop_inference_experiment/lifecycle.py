@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+import rules
 from botocore.exceptions import ClientError
-from properties import InvalidProperties, StopDeclaration, StopFailed, parse
+from properties import InvalidProperties, StopDeclaration, StopFailed, parse, quote
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
@@ -48,6 +49,10 @@ class Services:
     sagemaker: SageMakerClient
     cloudformation: CloudFormationClient
     clock: Clock
+
+    def parse(self, properties: object) -> StopDeclaration:
+        """Properties parsed against the instance types of the SageMaker model this function's boto3 ships."""
+        return parse(properties, rules.instance_types(self.sagemaker.meta.service_model))
 
 
 @dataclass(frozen=True)
@@ -120,15 +125,14 @@ def handle(event: Mapping[str, Any], services: Services, time_left: float) -> Ou
     Raises:
         StopFailed: the event is answered FAILED with this reason.
     """
-    request_type = event["RequestType"]
-    properties = event.get("ResourceProperties", {})
+    request_type = event.get("RequestType")
     if request_type == "Create":
-        return _create(parse(properties), services)
+        return _create(services.parse(event.get("ResourceProperties")), services)
     if request_type == "Update":
         return _update(event, services, time_left)
     if request_type == "Delete":
         return _delete(event, services, time_left)
-    raise StopFailed(f"Unknown RequestType {request_type!r}")
+    raise StopFailed(f"Unknown RequestType {quote(request_type)}: nothing was stopped")
 
 
 def _create(declaration: StopDeclaration, services: Services) -> Outcome:
@@ -140,18 +144,24 @@ def _create(declaration: StopDeclaration, services: Services) -> Outcome:
 
 
 def _update(event: Mapping[str, Any], services: Services, time_left: float) -> Outcome:
-    properties = event.get("ResourceProperties", {})
+    properties: Any = event.get("ResourceProperties")  # services.parse() refuses anything but an object
+    physical_id = event.get("PhysicalResourceId")
+    if not isinstance(physical_id, str) or not physical_id:
+        raise StopFailed(f"The Update has no PhysicalResourceId (got {quote(physical_id)}): nothing was stopped")
     if _rolling_back(event["StackId"], services):
         # A rollback must never fail: answer with what can be found out, and never stop.
-        return _rollback_outcome(properties, event["PhysicalResourceId"], services)
-    declaration = parse(properties)
+        return _rollback_outcome(properties, physical_id, services)
+    declaration = services.parse(properties)
     experiment = _describe(declaration.name, services)
     if experiment is None:
         raise StopFailed(_not_found(declaration.name, services))
     check_variants(declaration, experiment)
     if "Update" not in declaration.stop_on:
         return _outcome(experiment)
-    old = event.get("OldResourceProperties", {})
+    old = event.get("OldResourceProperties")
+    if not isinstance(old, Mapping):
+        # Without the old declaration there is no telling whether the stop was asked for: fail safe, stop nothing.
+        raise StopFailed(f"OldResourceProperties must be an object; got {quote(old)}: nothing was stopped")
     changed = {key for key in {*properties, *old} if properties.get(key) != old.get(key)}
     if changed and changed <= NOT_DECLARATIONS:
         logger.info(
@@ -162,9 +172,12 @@ def _update(event: Mapping[str, Any], services: Services, time_left: float) -> O
 
 
 def _delete(event: Mapping[str, Any], services: Services, time_left: float) -> Outcome:  # noqa: PLR0911 (one per row)
-    physical_id = event["PhysicalResourceId"]
+    physical_id = event.get("PhysicalResourceId")
+    if not isinstance(physical_id, str) or not physical_id:
+        logger.warning("The Delete has no PhysicalResourceId (got %s): nothing to stop", quote(physical_id))
+        return Outcome("")
     try:
-        declaration = parse(event.get("ResourceProperties", {}))
+        declaration = services.parse(event.get("ResourceProperties"))
     except InvalidProperties as error:
         logger.warning("Not stopping on Delete: %s", error)
         return Outcome(physical_id)
@@ -192,7 +205,7 @@ def _delete(event: Mapping[str, Any], services: Services, time_left: float) -> O
 
 
 def check_variants(declaration: StopDeclaration, experiment: Experiment) -> None:
-    """Every variant the declaration names must be one of the experiment's.
+    """Every variant the declaration names must be one of the experiment's, and only its shadow may be promoted.
 
     Raises:
         InvalidProperties: naming the first unknown variant and listing the experiment's.
@@ -203,6 +216,16 @@ def check_variants(declaration: StopDeclaration, experiment: Experiment) -> None
             raise InvalidProperties(
                 f"Variant {variant!r} is not in inference experiment {declaration.name}, "
                 f"whose variants are {', '.join(known) or 'none'}"
+            )
+    config = experiment.get("ShadowModeConfig")
+    if config is None:
+        return
+    shadows = [shadow["ShadowModelVariantName"] for shadow in config.get("ShadowModelVariants", [])]
+    for variant, action in declaration.model_variant_actions.items():
+        if action == "Promote" and variant not in shadows:
+            raise InvalidProperties(
+                f"Variant {variant!r} is declared Promote but is not the shadow variant of inference experiment "
+                f"{declaration.name} ({', '.join(shadows) or 'none'}): only a shadow can replace production"
             )
 
 
@@ -306,9 +329,9 @@ def _rolling_back(stack_id: str, services: Services) -> bool:
     return rolling_back
 
 
-def _rollback_outcome(properties: Mapping[str, Any], physical_id: str, services: Services) -> Outcome:
+def _rollback_outcome(properties: object, physical_id: str, services: Services) -> Outcome:
     try:
-        name = parse(properties).name
+        name = services.parse(properties).name
         experiment = _describe(name, services)
     except StopFailed as error:
         logger.warning("During the rollback: %s", error)

@@ -1,15 +1,18 @@
 """The custom resource's properties (the wire format the construct writes), parsed and checked.
 
 CloudFormation hands every property over as a string, numbers included, so counts and timeouts are
-converted back here. The README's "Custom-resource properties" table is the contract.
+converted back here. The README's "Custom-resource properties" table is the contract, and `rules.py` holds
+SageMaker's limits, the same ones the construct checks at synth.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
+
+import rules
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.literals import (
@@ -22,13 +25,7 @@ if TYPE_CHECKING:
         StopInferenceExperimentRequestTypeDef,
     )
 
-EXPERIMENT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}")
-VARIANT_NAME = re.compile(r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?")
-MAX_VARIANT_NAME = 63
-ACTIONS = ("Promote", "Remove", "Retain")
-DESIRED_STATES = ("Completed", "Cancelled")
 STOP_EVENTS = ("Update", "Delete")
-MAX_REASON = 1024
 MAX_COMPLETION_TIMEOUT_SECONDS = 840
 COUNT = re.compile(r"\d{1,9}")
 
@@ -86,73 +83,82 @@ def quote(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def parse(properties: Mapping[str, Any]) -> StopDeclaration:
-    """Parse ResourceProperties.
+def parse(properties: object, instance_types: frozenset[str]) -> StopDeclaration:
+    """Parse ResourceProperties, as strictly as the construct checks its props at synth (the same rules).
+
+    Args:
+        properties: the event's ResourceProperties (or OldResourceProperties).
+        instance_types: the InstanceType values the function's SageMaker service model lists.
 
     Raises:
         InvalidProperties: naming the first property that is missing or malformed, and its value.
     """
     if not isinstance(properties, Mapping):
         raise InvalidProperties(f"ResourceProperties must be an object; got {quote(properties)}")
-    name = properties.get("Name")
-    if not isinstance(name, str) or not EXPERIMENT_NAME.fullmatch(name):
-        raise InvalidProperties(
-            f"Name must be an inference experiment name (1-120 letters, digits, hyphens); got {quote(name)}"
-        )
-    actions = _actions(properties.get("ModelVariantActions"))
-    variants = _desired_model_variants(properties.get("DesiredModelVariants"), actions)
+    name = _checked(_required(properties, "Name"), "Name", rules.experiment_name_problem)
+    actions = _actions(_required(properties, "ModelVariantActions"))
+    variants = _desired_model_variants(properties.get("DesiredModelVariants"), actions, instance_types)
     desired_state = properties.get("DesiredState")
-    if desired_state is not None and desired_state not in DESIRED_STATES:
-        raise InvalidProperties(f"DesiredState must be Completed or Cancelled; got {quote(desired_state)}")
+    if desired_state is not None:
+        _checked(desired_state, "DesiredState", rules.desired_state_problem)
     reason = properties.get("Reason")
-    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
-        raise InvalidProperties(f"Reason must be a string of at most {MAX_REASON} characters; got {quote(reason)}")
+    if reason is not None:
+        _checked(reason, "Reason", rules.reason_problem, shown=quote(reason, 40))
     return StopDeclaration(
         name=name,
         model_variant_actions=actions,
         desired_model_variants=variants,
         desired_state=desired_state,
         reason=reason,
-        stop_on=_stop_on(properties.get("StopOn")),
-        completion_timeout_seconds=_completion_timeout(properties.get("CompletionTimeoutSeconds")),
+        stop_on=_stop_on(_required(properties, "StopOn")),
+        completion_timeout_seconds=_completion_timeout(_required(properties, "CompletionTimeoutSeconds")),
     )
 
 
-def _variant_name(value: object, prop: str) -> str:
-    if not isinstance(value, str) or len(value) > MAX_VARIANT_NAME or not VARIANT_NAME.fullmatch(value):
-        raise InvalidProperties(f"{prop} must be a variant name (1-63 letters, digits, hyphens); got {quote(value)}")
+def _required(properties: Mapping[str, Any], key: str) -> Any:
+    if key not in properties:
+        raise InvalidProperties(f"{key} is missing from the custom resource's properties")
+    return properties[key]
+
+
+def _checked(value: Any, prop: str, problem_of: Callable[[Any], str | None], shown: str | None = None) -> Any:
+    """The value where the rule finds no problem.
+
+    Raises:
+        InvalidProperties: "<prop> <value> <what is wrong>".
+    """
+    problem = problem_of(value)
+    if problem:
+        raise InvalidProperties(f"{prop} {shown or quote(value)} {problem}")
     return value
 
 
 def _actions(value: object) -> dict[str, str]:
-    if not isinstance(value, Mapping) or not 1 <= len(value) <= 2:
+    if not isinstance(value, Mapping) or not 1 <= len(value) <= rules.MAX_ACTIONS:
         raise InvalidProperties(f"ModelVariantActions must map 1 or 2 variant names to actions; got {quote(value)}")
-    actions: dict[str, str] = {}
     for variant, action in value.items():
-        _variant_name(variant, "ModelVariantActions")
-        if action not in ACTIONS:
-            raise InvalidProperties(
-                f"ModelVariantActions[{variant!r}] must be Promote, Remove or Retain; got {quote(action)}"
-            )
-        actions[variant] = action
-    if list(actions.values()).count("Promote") > 1:
-        raise InvalidProperties("ModelVariantActions may promote one variant only (an experiment has one shadow)")
-    return actions
+        problem = rules.variant_name_problem(variant)
+        if problem:
+            raise InvalidProperties(f"Variant name {quote(variant)} in ModelVariantActions {problem}")
+        _checked(action, f"ModelVariantActions[{quote(variant, 70)}]", rules.action_problem)
+    problem = rules.promotes_problem(dict(value))
+    if problem:
+        raise InvalidProperties(f"ModelVariantActions {problem}")
+    return dict(value)
 
 
 def _count(value: object, prop: str) -> int:
     if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and COUNT.fullmatch(value))):
         raise InvalidProperties(f"{prop} must be a whole number of at least 0; got {quote(value)}")
-    count = int(value)
-    if count < 0:
-        raise InvalidProperties(f"{prop} must be a whole number of at least 0; got {quote(value)}")
-    return count
+    return int(value)
 
 
-def _desired_model_variants(value: object, actions: Mapping[str, str]) -> tuple[ModelVariantConfigTypeDef, ...]:
+def _desired_model_variants(
+    value: object, actions: Mapping[str, str], instance_types: frozenset[str]
+) -> tuple[ModelVariantConfigTypeDef, ...]:
     if value is None:
         return ()
-    if not isinstance(value, list) or not 1 <= len(value) <= 2:
+    if not isinstance(value, list) or not 1 <= len(value) <= rules.MAX_DESIRED_VARIANTS:
         raise InvalidProperties(f"DesiredModelVariants must be a list of 1 or 2 variants; got {quote(value)}")
     configs: list[ModelVariantConfigTypeDef] = []
     for index, item in enumerate(value):
@@ -161,25 +167,28 @@ def _desired_model_variants(value: object, actions: Mapping[str, str]) -> tuple[
             model_name = item["ModelName"]
             variant_name = item["VariantName"]
             infrastructure = item["InfrastructureConfig"]
+            infrastructure_type = infrastructure["InfrastructureType"]
             realtime = infrastructure["RealTimeInferenceConfig"]
             instance_type = realtime["InstanceType"]
             instance_count = realtime["InstanceCount"]
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, IndexError):
             raise InvalidProperties(
                 f"{prop} must have ModelName, VariantName and InfrastructureConfig.RealTimeInferenceConfig."
                 f"InstanceType/InstanceCount; got {quote(item)}"
             ) from None
-        _variant_name(model_name, f"{prop}.ModelName")
-        _variant_name(variant_name, f"{prop}.VariantName")
+        _checked(model_name, f"{prop}.ModelName", rules.variant_name_problem)
+        _checked(variant_name, f"{prop}.VariantName", rules.variant_name_problem)
         if actions.get(variant_name) == "Remove":
             raise InvalidProperties(f"{prop} gives infrastructure to {variant_name!r}, which is declared Remove")
-        if infrastructure.get("InfrastructureType") != "RealTimeInference":
+        if infrastructure_type != "RealTimeInference":
             raise InvalidProperties(
                 f"{prop}.InfrastructureConfig.InfrastructureType must be RealTimeInference; "
-                f"got {quote(infrastructure.get('InfrastructureType'))}"
+                f"got {quote(infrastructure_type)}"
             )
-        if not isinstance(instance_type, str) or not instance_type.startswith("ml."):
-            raise InvalidProperties(f"{prop} InstanceType must be an ml.* instance type; got {quote(instance_type)}")
+        _checked(instance_type, f"{prop} InstanceType", lambda v: rules.instance_type_problem(v, instance_types))
+        count = _checked(
+            _count(instance_count, f"{prop} InstanceCount"), f"{prop} InstanceCount", rules.instance_count_problem
+        )
         configs.append(
             {
                 "ModelName": model_name,
@@ -188,7 +197,7 @@ def _desired_model_variants(value: object, actions: Mapping[str, str]) -> tuple[
                     "InfrastructureType": "RealTimeInference",
                     "RealTimeInferenceConfig": {
                         "InstanceType": cast("ProductionVariantInstanceTypeType", instance_type),
-                        "InstanceCount": _count(instance_count, f"{prop} InstanceCount"),
+                        "InstanceCount": count,
                     },
                 },
             }

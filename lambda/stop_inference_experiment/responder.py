@@ -29,6 +29,9 @@ from crhelper.resource_helper import FAILED, CfnResource
 logger = logging.getLogger(__name__)
 
 MAX_REASON = 255
+REQUEST_TYPES = ("Create", "Update", "Delete")
+# What crhelper reads from every event before it calls a handler.
+ENVELOPE = ("StackId", "RequestId", "LogicalResourceId")
 SEND_ATTEMPTS = 3
 SEND_TIMEOUT_SECONDS = 10
 
@@ -54,6 +57,18 @@ class _RedactResponseUrl(logging.Filter):
 _REDACT = _RedactResponseUrl()
 for _name in ("crhelper", "crhelper.resource_helper", "crhelper.utils", "crhelper.log_helper", __name__):
     logging.getLogger(_name).addFilter(_REDACT)
+
+
+def envelope_problem(event: Mapping[str, Any]) -> str | None:
+    """Why an event is not a CloudFormation custom-resource request this function can act on, in a sentence."""
+    missing = [key for key in ENVELOPE if not isinstance(event.get(key), str) or not event[key]]
+    if missing:
+        return f"The event has no {', '.join(missing)}: it is not a CloudFormation request, and nothing was stopped"
+    request_type = event.get("RequestType")
+    if request_type not in REQUEST_TYPES:
+        shown = repr(request_type) if len(repr(request_type)) <= 40 else repr(request_type)[:37] + "..."
+        return f"Unknown RequestType {shown}: a custom resource is sent Create, Update or Delete; nothing was stopped"
+    return None
 
 
 def readable(reason: str) -> str:
@@ -140,9 +155,27 @@ class CfnResponder(CfnResource):
     def __call__(self, event: Any, context: Any) -> None:
         with self._answer_lock:
             self._answered = False
-        url = event.get("ResponseURL", "") if isinstance(event, dict) else ""
+        url = event.get("ResponseURL") if isinstance(event, dict) else None
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("https", "http"):
+            logger.error("The event has no URL to answer to: it cannot be answered, and nothing was done")
+            return
         _REDACT.secrets = tuple(secret for secret in (url, urlsplit(url).query) if secret)
+        # crhelper's polling mode reads these; CloudFormation never sends them, and this function polls no one.
+        event = {key: value for key, value in event.items() if not key.startswith("CrHelper")}
+        problem = envelope_problem(event)
+        if problem:
+            self._answer_malformed(event, url, problem)
+            return
         super().__call__(event, context)
+
+    def _answer_malformed(self, event: dict[str, Any], url: str, problem: str) -> None:
+        """Answer FAILED an event crhelper could not read, once, from what it does hold."""
+        logger.error("Answering FAILED without acting: %s", problem)
+        self._event, self._response_url, self.Data, self.PhysicalResourceId = event, url, {}, ""
+        self.StackId, self.RequestId, self.LogicalResourceId = (
+            value if isinstance(value := event.get(key), str) else "" for key in ENVELOPE
+        )
+        self._send(FAILED, problem)
 
     def _send(self, status: str | None = None, reason: str = "", send_response: object = None) -> None:
         """Answer CloudFormation once per event (crhelper calls this from the handler, its error path, its timer)."""
@@ -169,7 +202,9 @@ class CfnResponder(CfnResource):
             return str(self.PhysicalResourceId)
         if self._event.get("PhysicalResourceId"):
             return str(self._event["PhysicalResourceId"])
-        return str(self.generate_physical_id(self._event)) if self.StackId else "failed-before-reading-the-event"
+        if self.StackId.count("/") >= 1 and self.LogicalResourceId:
+            return str(self.generate_physical_id(self._event))
+        return "failed-before-reading-the-event"
 
     def _timeout(self) -> None:
         logger.error("The function is about to time out; answering FAILED")

@@ -1,0 +1,334 @@
+"""Whatever an event holds, the function answers it once, with a sentence, and sends SageMaker nothing bad.
+
+Events go through index.handler and the hardened crhelper, and the answer is really PUT to a local server.
+SageMaker and CloudFormation are recording fakes that answer every call (an experiment that is Running,
+a stack that is updating), so an event that wrongly went on to stop would be seen doing so.
+"""
+
+from __future__ import annotations
+
+import copy
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import index
+import lifecycle
+import pytest
+from conftest import FakeClock, LambdaContext, ResponseServer, experiment, load_event
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+PROPERTIES = ("Name", "ModelVariantActions", "DesiredModelVariants", "DesiredState", "Reason", "StopOn")
+PYTHON_ERROR_TEXT = ("Traceback", "object has no attribute", "KeyError", "TypeError", "IndexError", "unexpectedly")
+
+
+@dataclass
+class RecordingSageMaker:
+    """Answers like SageMaker for one Running experiment, and records every call."""
+
+    calls: list[str] = field(default_factory=list)
+    meta: Any = field(default_factory=lambda: boto3.client("sagemaker", region_name="us-east-1").meta)
+
+    def describe_inference_experiment(self, Name: str) -> dict[str, Any]:  # noqa: N803 (boto3's spelling)
+        self.calls.append("DescribeInferenceExperiment")
+        return experiment("Running", Name, ShadowModeConfig=SHADOW)
+
+    def stop_inference_experiment(self, **request: Any) -> dict[str, Any]:
+        self.calls.append("StopInferenceExperiment")
+        return {"InferenceExperimentArn": "arn"}
+
+
+@dataclass
+class RecordingCloudFormation:
+    calls: list[str] = field(default_factory=list)
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803 (boto3's spelling)
+        self.calls.append("DescribeStacks")
+        return {"Stacks": [{"StackName": "ShadowTestStack", "StackStatus": "UPDATE_IN_PROGRESS"}]}
+
+
+SHADOW = {"SourceModelVariantName": "production", "ShadowModelVariants": [{"ShadowModelVariantName": "shadow"}]}
+
+
+@pytest.fixture
+def send(monkeypatch: pytest.MonkeyPatch, response_server: ResponseServer) -> Callable[[Any], Answer]:
+    monkeypatch.setattr(index.helper, "_sleep_on_delete", 0)
+
+    def send_event(event: Any) -> Answer:
+        sagemaker, cloudformation = RecordingSageMaker(), RecordingCloudFormation()
+        services = lifecycle.Services(sagemaker, cloudformation, FakeClock())  # type: ignore[arg-type]
+        monkeypatch.setattr(index, "services", lambda: services)
+        response_server.bodies.clear()
+        index.handler(event, LambdaContext())
+        return Answer(list(response_server.bodies), sagemaker.calls)
+
+    return send_event
+
+
+@dataclass
+class Answer:
+    bodies: list[dict[str, Any]]
+    sagemaker_calls: list[str]
+
+    @property
+    def only(self) -> dict[str, Any]:
+        assert len(self.bodies) == 1, f"expected exactly one answer, got {self.bodies}"
+        return self.bodies[0]
+
+    def assert_readable(self) -> None:
+        reason = self.only["Reason"]
+        assert reason, "a FAILED answer needs a reason"
+        assert reason[0].isupper(), reason
+        assert len(reason) <= 255
+        assert not any(text in reason for text in PYTHON_ERROR_TEXT), reason
+
+
+def event_with(request_type: str, url: str, edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    event = load_event(request_type)
+    event["ResponseURL"] = url
+    edit(event)
+    return event
+
+
+def drop(key: str) -> Callable[[dict[str, Any]], None]:
+    return lambda event: event.pop(key)
+
+
+def put(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda event: event.__setitem__(key, value)
+
+
+def put_property(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda event: event["ResourceProperties"].__setitem__(key, value)
+
+
+EVENTS: list[tuple[str, str, Callable[[dict[str, Any]], None], str, str]] = [
+    # (id, request type, edit, expected status, words the reason must hold)
+    ("unknown-request-type", "Update", put("RequestType", "Upsert"), "FAILED", "Unknown RequestType 'Upsert'"),
+    ("request-type-not-a-string", "Update", put("RequestType", ["Update"]), "FAILED", "Unknown RequestType"),
+    ("no-request-type", "Delete", drop("RequestType"), "FAILED", "Unknown RequestType None"),
+    ("no-stack-id", "Update", drop("StackId"), "FAILED", "The event has no StackId"),
+    ("no-logical-id", "Delete", put("LogicalResourceId", 7), "FAILED", "The event has no LogicalResourceId"),
+    ("update-no-physical-id", "Update", drop("PhysicalResourceId"), "FAILED", "The Update has no PhysicalResourceId"),
+    ("update-empty-physical-id", "Update", put("PhysicalResourceId", ""), "FAILED", "has no PhysicalResourceId"),
+    ("delete-no-physical-id", "Delete", drop("PhysicalResourceId"), "SUCCESS", ""),
+    ("create-properties-a-list", "Create", put("ResourceProperties", []), "FAILED", "ResourceProperties must be"),
+    ("update-properties-a-string", "Update", put("ResourceProperties", "x"), "FAILED", "ResourceProperties must be"),
+    ("update-no-properties", "Update", drop("ResourceProperties"), "FAILED", "ResourceProperties must be an object"),
+    ("delete-properties-null", "Delete", put("ResourceProperties", None), "SUCCESS", ""),
+    ("update-old-properties-a-list", "Update", put("OldResourceProperties", []), "FAILED", "OldResourceProperties"),
+    ("update-no-old-properties", "Update", drop("OldResourceProperties"), "FAILED", "OldResourceProperties must be"),
+    (
+        "crhelper-poll-key",
+        "Create",
+        put("CrHelperPoll", True),
+        "SUCCESS",
+        "",
+    ),
+    (
+        "update-unknown-instance-type",
+        "Update",
+        lambda event: event["ResourceProperties"]["DesiredModelVariants"][0]["InfrastructureConfig"][
+            "RealTimeInferenceConfig"
+        ].__setitem__("InstanceType", "ml.m5.huge"),
+        "FAILED",
+        "DesiredModelVariants[0] InstanceType 'ml.m5.huge' must be a SageMaker real-time inference instance type",
+    ),
+    (
+        "update-promotes-production",
+        "Update",
+        put_property("ModelVariantActions", {"production": "Promote", "shadow": "Remove"}),
+        "FAILED",
+        "is declared Remove",
+    ),
+    (
+        "create-promotes-production",
+        "Create",
+        lambda event: event["ResourceProperties"].update(
+            ModelVariantActions={"production": "Promote", "shadow": "Retain"}, DesiredModelVariants=None
+        ),
+        "FAILED",
+        "Variant 'production' is declared Promote but is not the shadow variant of inference experiment shadow-test",
+    ),
+    (
+        "update-variant-name-pattern",
+        "Update",
+        put_property("ModelVariantActions", {"shadow_v2": "Retain"}),
+        "FAILED",
+        "Variant name 'shadow_v2' in ModelVariantActions may hold only letters, digits and hyphens",
+    ),
+    ("update-long-name", "Update", put_property("Name", "a-" * 61), "FAILED", "Name 'a-a-a-"),
+]
+
+
+@dataclass(frozen=True)
+class Odd:
+    """An odd event: what to do to a fixture event, and the answer it must get."""
+
+    request_type: str
+    edit: Callable[[dict[str, Any]], None]
+    status: str
+    words: str
+
+
+@pytest.mark.parametrize(
+    "odd", [pytest.param(Odd(kind, edit, status, words), id=case_id) for case_id, kind, edit, status, words in EVENTS]
+)
+def test_an_odd_event_is_answered_once_readably_and_stops_nothing(
+    send: Callable[[Any], Answer], response_server: ResponseServer, odd: Odd
+) -> None:
+    answer = send(event_with(odd.request_type, response_server.url, odd.edit))
+
+    assert answer.only["Status"] == odd.status, answer.only["Reason"]
+    assert odd.words in answer.only["Reason"]
+    if odd.status == "FAILED":
+        answer.assert_readable()
+    assert "StopInferenceExperiment" not in answer.sagemaker_calls
+
+
+def test_an_event_without_an_answer_url_is_logged_and_not_answered(
+    send: Callable[[Any], Answer], caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[Any] = [None, [], {"RequestType": "Create"}, dict(load_event("Create"), ResponseURL="file:///x")]
+    for event in events:
+        answer = send(event)
+        assert answer.bodies == []
+        assert answer.sagemaker_calls == []
+    assert caplog.text.count("The event has no URL to answer to") == 4
+
+
+def test_an_unexpected_error_is_answered_with_a_sentence(
+    send: Callable[[Any], Answer], response_server: ResponseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any) -> None:
+        raise KeyError("Status")
+
+    monkeypatch.setattr(lifecycle, "handle", broken)
+
+    answer = send(event_with("Update", response_server.url, lambda event: None))
+
+    assert answer.only["Status"] == "FAILED"
+    assert answer.only["Reason"] == (
+        "The stop function failed unexpectedly (KeyError) during the Update; its log group has the details"
+    )
+
+
+# --- Property-based: a few hundred malformed declarations, seeded, in the normal run --------------------------------
+
+NOT_A_NAME = st.one_of(
+    st.text(alphabet=string.ascii_letters + string.digits + "_ .-/", min_size=0, max_size=130).filter(
+        lambda text: not text or text[0] in "_ .-/" or text[-1] in "_ .-/" or any(c in "_ ./" for c in text)
+    ),
+    st.text(alphabet="ab", min_size=121, max_size=140),
+    st.integers(),
+    st.none(),
+    st.lists(st.just("shadow"), max_size=2),
+)
+NOT_A_VARIANT = st.one_of(NOT_A_NAME, st.text(alphabet="ab", min_size=64, max_size=80))
+NOT_AN_ACTION = st.one_of(
+    st.text(max_size=10).filter(lambda t: t not in ("Promote", "Remove", "Retain")), st.integers()
+)
+NOT_A_COUNT = st.one_of(
+    st.sampled_from(["-1", "1.5", "two", "", " 1", "1e3", "0x10", "1234567890"]), st.booleans(), st.floats()
+)
+
+
+def variant_with(key_path: tuple[str, ...], value: Any) -> list[dict[str, Any]]:
+    variant: dict[str, Any] = copy.deepcopy(load_event("Update")["ResourceProperties"]["DesiredModelVariants"][0])
+    target = variant
+    for key in key_path[:-1]:
+        target = target[key]
+    target[key_path[-1]] = value
+    return [variant]
+
+
+REALTIME = ("InfrastructureConfig", "RealTimeInferenceConfig")
+
+
+def prop(key: str, values: st.SearchStrategy[Any]) -> st.SearchStrategy[tuple[str, Any]]:
+    return st.tuples(st.just(key), values)
+
+
+def desired(path: tuple[str, ...], values: st.SearchStrategy[Any]) -> st.SearchStrategy[tuple[str, Any]]:
+    return prop("DesiredModelVariants", st.builds(lambda value: variant_with(path, value), values))
+
+
+# One flat choice of what to break, so that each kind of damage is drawn about as often as any other.
+MALFORMED = st.one_of(
+    prop("Name", NOT_A_NAME),
+    prop(
+        "ModelVariantActions",
+        st.dictionaries(NOT_A_VARIANT.filter(lambda v: isinstance(v, str)), st.just("Retain"), min_size=1, max_size=2),
+    ),
+    prop(
+        "ModelVariantActions",
+        st.dictionaries(st.sampled_from(["shadow", "production"]), NOT_AN_ACTION, min_size=1, max_size=2),
+    ),
+    prop(
+        "ModelVariantActions",
+        st.sampled_from(
+            [{"shadow": "Promote", "production": "Promote"}, {"a": "Retain", "b": "Retain", "c": "Retain"}, {}]
+        ),
+    ),
+    prop(
+        "ModelVariantActions",
+        st.one_of(st.lists(st.tuples(st.just("shadow"), st.just("Promote"))), st.text(max_size=20)),
+    ),
+    desired(("ModelName",), NOT_A_VARIANT),
+    desired(("VariantName",), NOT_A_VARIANT),
+    desired((*REALTIME, "InstanceCount"), NOT_A_COUNT),
+    desired(
+        (*REALTIME, "InstanceType"),
+        st.sampled_from(["ml.m5.huge", "ml.", "ml.m5.xlarge ", "m5.xlarge", "ML.M5.XLARGE", "", 5]),
+    ),
+    desired((*REALTIME, "InstanceType"), st.text(max_size=20)),
+    desired(("InfrastructureConfig", "InfrastructureType"), st.text(max_size=8)),
+    desired(("InfrastructureConfig",), st.one_of(st.none(), st.text(max_size=5), st.lists(st.integers()))),
+    prop(
+        "DesiredModelVariants",
+        st.one_of(st.just([]), st.text(max_size=10), st.integers(), st.dictionaries(st.text(), st.text())),
+    ),
+    prop(
+        "DesiredState",
+        st.one_of(st.text(max_size=12), st.integers()).filter(lambda s: s not in ("Completed", "Cancelled")),
+    ),
+    prop("Reason", st.one_of(st.text(min_size=1025, max_size=1100), st.integers(), st.lists(st.text()))),
+    prop("StopOn", st.one_of(st.just([]), st.text(max_size=8), st.lists(st.text(max_size=8), min_size=1))),
+)
+
+
+@settings(
+    max_examples=300, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(request_type=st.sampled_from(["Create", "Update", "Delete"]), malformed=MALFORMED)
+def test_malformed_properties_never_reach_sagemaker(
+    send: Callable[[Any], Answer], response_server: ResponseServer, request_type: str, malformed: tuple[str, Any]
+) -> None:
+    key, value = malformed
+    if key == "StopOn" and isinstance(value, list) and value and set(value) <= {"Update", "Delete"}:
+        return  # a well-formed StopOn after all
+    if key == "DesiredModelVariants" and request_type != "Create":
+        value = _unless_only_the_count_changed(value)
+    event = event_with(request_type, response_server.url, put_property(key, value))
+
+    answer = send(event)
+
+    assert "StopInferenceExperiment" not in answer.sagemaker_calls
+    if request_type == "Delete":
+        assert answer.only["Status"] == "SUCCESS"
+        return
+    assert answer.only["Status"] == "FAILED"
+    answer.assert_readable()
+    assert any(name in answer.only["Reason"] for name in PROPERTIES), answer.only["Reason"]
+
+
+def _unless_only_the_count_changed(value: Any) -> Any:
+    """An InstanceCount that CloudFormation would send as '2' is well formed: keep the case malformed."""
+    try:
+        count = value[0]["InfrastructureConfig"]["RealTimeInferenceConfig"]["InstanceCount"]
+    except (KeyError, TypeError, IndexError):
+        return value
+    return value if not (isinstance(count, str) and count.isdigit() and len(count) <= 9) else [value[0]] * 3
