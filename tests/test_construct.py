@@ -10,6 +10,10 @@ from typing import Any
 import aws_cdk as cdk
 import jsii
 import pytest
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk.assertions import Match, Template
 from conftest import load_event
@@ -19,10 +23,12 @@ from inference_experiment_stopper import (
     InferenceExperimentStopper,
     ModelVariantAction,
     ModelVariantConfig,
+    StopperFunction,
 )
 from inference_experiment_stopper._asset import HANDLER_DIR
 
 TYPE = "Custom::InferenceExperimentStop"
+EXPERIMENTS = ["sagemaker:DescribeInferenceExperiment", "sagemaker:StopInferenceExperiment"]
 VARIANT = ModelVariantConfig(
     model_name="model-b", variant_name="shadow", instance_type="ml.m5.xlarge", instance_count=2
 )
@@ -277,14 +283,13 @@ def test_the_stop_depends_on_everything_the_function_needs_so_it_runs_before_the
         logical_id
         for kind in (
             "AWS::IAM::Role",
-            "AWS::IAM::Policy",
             "AWS::IAM::ManagedPolicy",
             "AWS::Logs::LogGroup",
             "AWS::Lambda::EventInvokeConfig",
         )
         for logical_id in template.find_resources(kind)
     }
-    assert len(needs) == 5
+    assert len(needs) == 4
     assert set(resource["DependsOn"]) == needs
     # The function itself is reached through the service token (a DependsOn on it would be redundant).
     [function_id] = template.find_resources("AWS::Lambda::Function")
@@ -314,8 +319,7 @@ def experiments_allowed(template: Template) -> list[list[str]]:
     """The experiment names each managed policy allows, policy by policy."""
     allowed = []
     for policy in template.find_resources("AWS::IAM::ManagedPolicy").values():
-        [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
-        assert statement["Action"] == ["sagemaker:DescribeInferenceExperiment", "sagemaker:StopInferenceExperiment"]
+        [statement] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Action"] == EXPERIMENTS]
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         allowed.append([arn_name(resource) for resource in resources])
     return allowed
@@ -343,7 +347,7 @@ def test_the_role_may_do_exactly_what_the_stop_needs_on_exactly_these_resources(
     [role_id] = template.find_resources("AWS::IAM::Role")
 
     template.has_resource_properties(
-        "AWS::IAM::Policy",
+        "AWS::IAM::ManagedPolicy",
         {
             "PolicyDocument": {
                 "Statement": [
@@ -353,19 +357,8 @@ def test_the_role_may_do_exactly_what_the_stop_needs_on_exactly_these_resources(
                         "Effect": "Allow",
                         "Resource": {"Fn::GetAtt": [Match.string_like_regexp("LogGroup"), "Arn"]},
                     },
-                ],
-                "Version": "2012-10-17",
-            },
-            "Roles": [{"Ref": role_id}],
-        },
-    )
-    template.has_resource_properties(
-        "AWS::IAM::ManagedPolicy",
-        {
-            "PolicyDocument": {
-                "Statement": [
                     {
-                        "Action": ["sagemaker:DescribeInferenceExperiment", "sagemaker:StopInferenceExperiment"],
+                        "Action": EXPERIMENTS,
                         "Effect": "Allow",
                         "Resource": {
                             "Fn::Join": [
@@ -388,13 +381,12 @@ def test_the_role_may_do_exactly_what_the_stop_needs_on_exactly_these_resources(
             "Roles": [{"Ref": role_id}],
         },
     )
-    template.resource_count_is("AWS::IAM::Policy", 1)
+    template.resource_count_is("AWS::IAM::Policy", 0)  # no inline policy at all
     template.resource_count_is("AWS::IAM::ManagedPolicy", 1)
     [role] = template.find_resources("AWS::IAM::Role").values()
     assert "ManagedPolicyArns" not in role["Properties"]  # no AWS-managed policy
     assert "Policies" not in role["Properties"]
-    policies = {**template.find_resources("AWS::IAM::Policy"), **template.find_resources("AWS::IAM::ManagedPolicy")}
-    assert '"*"' not in json.dumps(policies)
+    assert '"*"' not in json.dumps(template.find_resources("AWS::IAM::ManagedPolicy"))
 
 
 def test_a_name_with_capitals_is_allowed_in_both_spellings() -> None:
@@ -639,7 +631,8 @@ def test_fails_when_the_experiment_name_is_off_the_pattern() -> None:
         InferenceExperimentStopper(stack, "Stopper", experiment=experiment, model_variant_actions={"s": "Retain"})
 
 
-@pytest.mark.parametrize(("name_length", "per_policy"), [(15, [64, 36]), (120, [30, 30, 30, 10])])
+# The first policy also holds the function's own two statements, so it has room for fewer experiments.
+@pytest.mark.parametrize(("name_length", "per_policy"), [(15, [58, 42]), (120, [27, 30, 30, 13])])
 def test_a_hundred_stoppers_stay_within_iam_quotas(name_length: int, per_policy: list[int]) -> None:
     stack = new_stack()
     for index in range(100):
@@ -654,15 +647,124 @@ def test_a_hundred_stoppers_stay_within_iam_quotas(name_length: int, per_policy:
 
 def test_fails_when_a_stack_names_more_experiments_than_one_role_may_be_allowed() -> None:
     stack = new_stack()
-    for index in range(300):  # 30 of the longest names fill a managed policy; a role may have 10
+    for index in range(297):  # 30 of the longest names fill a managed policy (27 the first); a role may have 10
         name = f"{index:03d}-".ljust(120, "x")
         InferenceExperimentStopper(stack, f"S{index}", experiment_name=name, model_variant_actions={"s": "Retain"})
 
     message = (
-        "The stoppers in stack Stack name more inference experiments than IAM lets one role be allowed "
-        "(300 ARNs fill its 10 managed policies); put some of them in another stack"
+        "The stoppers of Stack/InferenceExperimentStopperFunction name more inference experiments than IAM lets one "
+        "role be allowed (297 ARNs fill its 10 managed policies); give some of them another StopperFunction, or put "
+        "them in another stack"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         InferenceExperimentStopper(
             stack, "OneTooMany", experiment_name="one-more", model_variant_actions={"s": "Retain"}
         )
+
+
+def vpc_in(stack: cdk.Stack) -> ec2.IVpc:
+    """A VPC from another team's network stack, as enterprise stacks usually get it."""
+    return ec2.Vpc.from_vpc_attributes(
+        stack,
+        "Network",
+        vpc_id="vpc-0123456789abcdef0",
+        availability_zones=["us-east-1a", "us-east-1b"],
+        private_subnet_ids=["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"],
+    )
+
+
+def test_a_stopper_function_of_your_own_is_configured_as_given() -> None:
+    stack = new_stack()
+    key = kms.Key(stack, "LogKey", enable_key_rotation=True)
+    group = ec2.SecurityGroup.from_security_group_id(stack, "Egress", "sg-0123456789abcdef0")
+    function = StopperFunction(
+        stack,
+        "Stopper",
+        log_retention=logs.RetentionDays.ONE_YEAR,
+        log_group_encryption_key=key,
+        vpc=vpc_in(stack),
+        security_groups=[group],
+        architecture=lambda_.Architecture.X86_64,
+        reserved_concurrent_executions=2,
+    )
+    stopper = InferenceExperimentStopper(stack, "Stop", **FULL, function=function)
+    template = Template.from_stack(stack)
+
+    template.resource_count_is("AWS::Lambda::Function", 1)  # no default function besides it
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Architectures": ["x86_64"],
+            "ReservedConcurrentExecutions": 2,
+            "VpcConfig": {
+                "SubnetIds": ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"],
+                "SecurityGroupIds": ["sg-0123456789abcdef0"],
+            },
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {"RetentionInDays": 365, "KmsKeyId": {"Fn::GetAtt": [stack.get_logical_id(key.node.default_child), "Arn"]}},  # type: ignore[arg-type]
+    )
+    key_policy = json.dumps(template.find_resources("AWS::KMS::Key"))
+    assert '"Service": {"Fn::Join": ["", ["logs.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}' in key_policy
+    [role] = template.find_resources("AWS::IAM::Role").values()
+    [managed] = role["Properties"]["ManagedPolicyArns"]
+    assert managed["Fn::Join"][1][-1] == ":iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+    assert stopper.function is function.function
+    assert stopper.function.role is function.role
+    assert stopper.log_group is function.log_group
+
+
+def test_each_function_is_allowed_only_the_experiments_of_its_own_stoppers() -> None:
+    stack = new_stack()
+    own = StopperFunction(stack, "Own")
+    InferenceExperimentStopper(stack, "A", experiment_name="experiment-a", model_variant_actions={"s": "Retain"})
+    InferenceExperimentStopper(
+        stack, "B", experiment_name="experiment-b", model_variant_actions={"s": "Retain"}, function=own
+    )
+    template = Template.from_stack(stack)
+
+    template.resource_count_is("AWS::Lambda::Function", 2)
+    allowed = {}
+    for policy in template.find_resources("AWS::IAM::ManagedPolicy").values():
+        [role] = policy["Properties"]["Roles"]
+        [statement] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Action"] == EXPERIMENTS]
+        allowed[role["Ref"]] = arn_name(statement["Resource"])
+    own_role = stack.get_logical_id(own.role.node.default_child)  # type: ignore[arg-type]
+    assert allowed.pop(own_role) == "experiment-b"
+    assert list(allowed.values()) == ["experiment-a"]
+
+
+def test_fails_when_the_function_is_in_another_stack() -> None:
+    stack = new_stack()
+    app = stack.node.root
+    assert isinstance(app, cdk.App)
+    elsewhere = StopperFunction(cdk.Stack(app, "Shared"), "Stopper")
+    message = (
+        "function Shared/Stopper must be in the stopper's own stack Stack, so that its role and the stop are "
+        "deployed and deleted together"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        InferenceExperimentStopper(stack, "Stop", **FULL, function=elsewhere)
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        pytest.param(
+            {"reserved_concurrent_executions": 0},
+            "reserved_concurrent_executions must be at least 1 (with 0 the function never runs and CloudFormation "
+            "waits for an answer that never comes); got 0",
+            id="no-concurrency",
+        ),
+        pytest.param(
+            {"security_groups": []},
+            "vpc_subnets and security_groups need a vpc; got them without one",
+            id="security-groups-without-vpc",
+        ),
+    ],
+)
+def test_fails_when_a_stopper_function_prop_is_bad(props: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        StopperFunction(new_stack(), "Stopper", **props)

@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 import pytest
 from app import ShadowTestStack
-from cdk_nag import AwsSolutionsChecks
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks
 from cfn_lint_gate import cfn_lint
-from inference_experiment_stopper import InferenceExperimentStopper
+from inference_experiment_stopper import InferenceExperimentStopper, StopperFunction
+from inference_experiment_stopper._function import ACKNOWLEDGED
 
-CONTEXT = json.loads((Path(__file__).parents[1] / "cdk.json").read_text())["context"]
+ROOT = Path(__file__).parents[1]
+CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
+PACKS = (AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks)
+# What a StopperFunction option fixes, rule by rule (the README's table says the same to users).
+FIXED_BY_OPTION = {
+    "log_group_encryption_key": [
+        "HIPAA.Security::HIPAA.Security-CloudWatchLogGroupEncrypted",
+        "NIST.800.53.R5::NIST.800.53.R5-CloudWatchLogGroupEncrypted",
+        "PCI.DSS.321::PCI.DSS.321-CloudWatchLogGroupEncrypted",
+    ],
+    "reserved_concurrent_executions": [
+        "HIPAA.Security::HIPAA.Security-LambdaConcurrency",
+        "NIST.800.53.R5::NIST.800.53.R5-LambdaConcurrency",
+    ],
+    "vpc": [
+        "HIPAA.Security::HIPAA.Security-LambdaInsideVPC",
+        "NIST.800.53.R5::NIST.800.53.R5-LambdaInsideVPC",
+        "PCI.DSS.321::PCI.DSS.321-LambdaInsideVPC",
+    ],
+}
 
 
 def example_app() -> tuple[cdk.App, cdk.Stack]:
@@ -44,6 +67,76 @@ def test_cdk_nag_aws_solutions_finds_nothing_unacknowledged(make_app: Any) -> No
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 
     app.synth()  # raises ValidationFailed, listing them, on any unacknowledged finding
+
+
+def default_function_left_as_it_is() -> cdk.App:
+    """Stoppers on the default function, whose owner acknowledges what the options would fix, as a user would."""
+    app, stack = app_with_stoppers(2)
+    function = stack.node.find_child(StopperFunction.DEFAULT_ID)
+    for option, rules in FIXED_BY_OPTION.items():
+        for rule in rules:
+            reason = f"Accepted for this stack; StopperFunction({option}=...) would fix it"
+            cdk.Validations.of(function).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
+    return app
+
+
+def configured_function() -> cdk.App:
+    """Stoppers on a StopperFunction in a VPC, with a KMS-encrypted log group and reserved concurrency."""
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    stack = cdk.Stack(app, "Configured")
+    vpc = ec2.Vpc.from_vpc_attributes(
+        stack,
+        "Network",
+        vpc_id="vpc-0123456789abcdef0",
+        availability_zones=["us-east-1a", "us-east-1b"],
+        private_subnet_ids=["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"],
+    )
+    function = StopperFunction(
+        stack,
+        "Stopper",
+        vpc=vpc,
+        security_groups=[ec2.SecurityGroup.from_security_group_id(stack, "Egress", "sg-0123456789abcdef0")],
+        log_group_encryption_key=kms.Key(stack, "LogKey", enable_key_rotation=True),
+        reserved_concurrent_executions=2,
+    )
+    for index in range(2):
+        InferenceExperimentStopper(
+            stack,
+            f"Stopper{index}",
+            experiment_name=f"shadow-test-{index}",
+            model_variant_actions={"shadow": "Promote", "production": "Remove"},
+            function=function,
+        )
+    return app
+
+
+COMPLIANCE = {"default-function": default_function_left_as_it_is, "configured-function": configured_function}
+
+
+@pytest.mark.parametrize("make_app", COMPLIANCE.values(), ids=COMPLIANCE.keys())
+def test_four_cdk_nag_packs_find_nothing_unacknowledged(make_app: Any) -> None:
+    app = make_app()
+    cdk.Validations.of(app).add_plugins(*(pack(app) for pack in PACKS))
+
+    app.synth()  # raises ValidationFailed, listing them, on any unacknowledged finding of any pack
+
+
+def test_the_default_function_left_as_it_is_fails_the_packs_on_exactly_what_the_options_fix() -> None:
+    """The acknowledgements above are needed, and no more: without them the packs fail on those rules alone."""
+    app, _ = app_with_stoppers(2)
+    cdk.Validations.of(app).add_plugins(*(pack(app) for pack in PACKS))
+
+    with pytest.raises(RuntimeError, match="ValidationFailed") as failure:
+        app.synth()
+
+    found = set(re.findall(r"Acknowledge with '([^']+)'", str(failure.value)))
+    assert found == {rule for rules in FIXED_BY_OPTION.values() for rule in rules}
+
+
+def test_the_readme_repeats_every_reason_the_construct_acknowledges_with() -> None:
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for reason in ACKNOWLEDGED.values():
+        assert reason in readme
 
 
 def test_cdk_nag_would_fail_a_wildcard_policy() -> None:

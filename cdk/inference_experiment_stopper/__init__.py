@@ -1,5 +1,6 @@
 """Stop a SageMaker inference experiment (shadow test) the way the stack declares, on update or delete."""
 
+from inference_experiment_stopper._function import StopperFunction
 from inference_experiment_stopper.stopper import (
     DesiredState,
     InferenceExperimentStopper,
@@ -7,4 +8,4 @@ from inference_experiment_stopper.stopper import (
     ModelVariantConfig,
 )
 
-__all__ = ["DesiredState", "InferenceExperimentStopper", "ModelVariantAction", "ModelVariantConfig"]
+__all__ = ["DesiredState", "InferenceExperimentStopper", "ModelVariantAction", "ModelVariantConfig", "StopperFunction"]

@@ -1,11 +1,14 @@
-"""The one Lambda function per stack that every InferenceExperimentStopper's custom resource calls."""
+"""StopperFunction: the Lambda function the stoppers' custom resources call, with its role and log group."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
-from aws_cdk import Aws, BundlingOptions, Duration, Stack, Token
+from aws_cdk import Acknowledgment, Aws, BundlingOptions, Duration, Stack, Token, Validations
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
@@ -24,44 +27,117 @@ MANAGED_POLICIES_PER_ROLE = 10
 # An ARN's characters besides the name, on the long side: "arn:aws-us-gov:sagemaker:ap-southeast-4:" ...
 ARN_OVERHEAD = len('"arn:aws-us-gov:sagemaker:ap-southeast-4:123456789012:inference-experiment/",')
 UNRESOLVED_NAME_LENGTH = 120
+# The first managed policy also holds the function's own two statements (its stack, its log group).
+OWN_STATEMENTS_ROOM = 600
+# Why the construct acknowledges the compliance findings it does; the README's table repeats these.
+ACKNOWLEDGED = {
+    "AwsSolutions-IAM4": "In a VPC, Lambda creates the function's network interfaces with its role; their EC2 "
+    "actions take no resource-level permissions, so AWS's AWSLambdaVPCAccessExecutionRole is used as published",
+    "LambdaDLQ": "The function answers every event to CloudFormation itself, FAILED included, and async retries "
+    "are off; a dead-letter queue would only store events with their pre-signed ResponseURL",
+}
 
 
-class StopFunction(Construct):
-    """The stack's stop function, its role and its log group; found or made by `StopFunction.of`."""
+class StopperFunction(Construct):
+    """The Lambda function that carries out stoppers' stops, with its role and its log group.
 
-    ID = "InferenceExperimentStopperFunction"
+    A stack gets one by default, shared by every stopper in it that is given no ``function``. Make your own
+    to configure it (log retention, a KMS key for the log group, a VPC, the architecture, reserved
+    concurrency) and pass it to stoppers as ``function=``; each function's role is allowed only the
+    experiments of its own stoppers.
+    """
+
+    DEFAULT_ID = "InferenceExperimentStopperFunction"
 
     @classmethod
-    def of(cls, scope: Construct) -> StopFunction:
-        """The stack's StopFunction, made on first use."""
+    def default_for(cls, scope: Construct) -> StopperFunction:
+        """The stack's default function, made on first use."""
         stack = Stack.of(scope)
-        existing = stack.node.try_find_child(cls.ID)
-        return existing if isinstance(existing, StopFunction) else cls(stack, cls.ID)
+        existing = stack.node.try_find_child(cls.DEFAULT_ID)
+        return existing if isinstance(existing, StopperFunction) else cls(stack, cls.DEFAULT_ID)
 
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        log_group_encryption_key: kms.IKey | None = None,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
+        architecture: lambda_.Architecture = lambda_.Architecture.ARM_64,
+        reserved_concurrent_executions: int | None = None,
+    ) -> None:
+        """Make a stop function.
+
+        Args:
+            scope: the parent construct (in the stack of the stoppers that use it).
+            construct_id: the construct id.
+            log_retention: how long the function's log group keeps its events. Default: one month.
+            log_group_encryption_key: a KMS key to encrypt the log group with; a key made in this app is
+                granted to CloudWatch Logs, an imported key's policy must allow it. Default: CloudWatch Logs'
+                own encryption.
+            vpc: run the function in this VPC; it must reach the SageMaker, CloudFormation and S3 (answers)
+                APIs, through interface endpoints or a NAT. Default: no VPC.
+            vpc_subnets: where in the VPC. Default: the VPC's private subnets.
+            security_groups: the function's security groups in the VPC. Default: one allowing all egress.
+            architecture: the processor it runs on (the code is pure Python). Default: ARM_64.
+            reserved_concurrent_executions: concurrency reserved for the function, at least 1. Default: none
+                reserved (it shares the account's unreserved concurrency).
+
+        Raises:
+            ValueError: for a reserved concurrency below 1, or VPC settings without a VPC.
+        """
         super().__init__(scope, construct_id)
-        log_group = logs.LogGroup(self, "LogGroup", retention=logs.RetentionDays.ONE_MONTH)
-        self._role = iam.Role(
+        if reserved_concurrent_executions is not None and not (
+            isinstance(reserved_concurrent_executions, int) and reserved_concurrent_executions >= 1
+        ):
+            raise ValueError(
+                "reserved_concurrent_executions must be at least 1 (with 0 the function never runs and "
+                f"CloudFormation waits for an answer that never comes); got {reserved_concurrent_executions!r}"
+            )
+        if vpc is None and (vpc_subnets is not None or security_groups is not None):
+            raise ValueError("vpc_subnets and security_groups need a vpc; got them without one")
+        self.log_group = logs.LogGroup(
+            self, "LogGroup", retention=log_retention, encryption_key=log_group_encryption_key
+        )
+        if isinstance(log_group_encryption_key, kms.Key):
+            log_group_encryption_key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com"))
+        self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Stops the stack's declared SageMaker inference experiments",
         )
-        # Rollback detection reads this stack's own status, nothing else.
-        self._role.add_to_policy(
-            iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[Aws.STACK_ID])
-        )
-        log_group.grant_write(self._role)
-        self._policies: list[iam.ManagedPolicy] = []
-        self._statement = iam.PolicyStatement(actions=EXPERIMENT_ACTIONS)
-        self._room = 0
+        if vpc is not None:
+            self._allow_network_interfaces()
+        # The function's own needs: rollback detection reads this stack's status, and it writes its log group.
+        # In a customer-managed policy (no inline policy), which the first experiments share.
+        self._policies = [
+            iam.ManagedPolicy(
+                self,
+                "Policy1",
+                description="What the stack's inference experiment stop function may do",
+                statements=[
+                    iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[Aws.STACK_ID]),
+                    iam.PolicyStatement(
+                        actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                        resources=[self.log_group.log_group_arn],
+                    ),
+                ],
+                roles=[self.role],
+            )
+        ]
+        self._statement: iam.PolicyStatement | None = None
+        self._room = MANAGED_POLICY_ROOM - OWN_STATEMENTS_ROOM
         self._allowed: dict[str, iam.ManagedPolicy] = {}
         self._longest_wait = Duration.seconds(0)
         self.function = lambda_.Function(
             self,
             "Function",
             runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
+            architecture=architecture,
             handler="index.handler",
             code=lambda_.Code.from_asset(
                 str(HANDLER_DIR),
@@ -69,15 +145,46 @@ class StopFunction(Construct):
                 exclude=["__pycache__", "*.pyc"],
                 bundling=BundlingOptions(image=RUNTIME.bundling_image, local=CopyBundling()),
             ),
-            role=self._role,
-            log_group=log_group,
+            role=self.role,
+            log_group=self.log_group,
             memory_size=256,
             timeout=TIMEOUT_MARGIN,
             # CloudFormation invokes asynchronously; a retry of a timed-out event would answer it twice.
             retry_attempts=0,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_groups=security_groups,
+            reserved_concurrent_executions=reserved_concurrent_executions,
             description="InferenceExperimentStopper: stops SageMaker inference experiments as declared",
         )
-        self._needs: list[IConstruct] = [self._role, log_group, self.function.node.find_child("EventInvokeConfig")]
+        self._acknowledge_what_is_by_design()
+        self._needs: list[IConstruct] = [
+            self.role,
+            self.log_group,
+            self._policies[0],
+            self.function.node.find_child("EventInvokeConfig"),
+        ]
+
+    def _allow_network_interfaces(self) -> None:
+        # Lambda makes the function's network interfaces with the function's own role. Their actions take no
+        # resource-level permissions (DescribeNetworkInterfaces accepts only "*"): AWS's own policy for it.
+        self.role.add_managed_policy(
+            iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
+        )
+        Validations.of(self.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaVPCAccessExecutionRole]",
+                reason=ACKNOWLEDGED["AwsSolutions-IAM4"],
+            )
+        )
+
+    def _acknowledge_what_is_by_design(self) -> None:
+        """Compliance-pack findings on this function that are its design, not a setting left undone."""
+        for rule in ("HIPAA.Security-LambdaDLQ", "NIST.800.53.R5-LambdaDLQ"):
+            Validations.of(self.function).acknowledge(
+                Acknowledgment(id=f"{rule.split('-')[0]}::{rule}", reason=ACKNOWLEDGED["LambdaDLQ"])
+            )
 
     def serve(self, experiment_name: str, completion_timeout: Duration) -> list[IConstruct]:
         """Let the function stop this experiment and wait this long for it.
@@ -110,24 +217,25 @@ class StopFunction(Construct):
     def _allow(self, arn: str, size: int) -> iam.ManagedPolicy:
         if arn in self._allowed:
             return self._allowed[arn]
-        if size > self._room:
-            if len(self._policies) == MANAGED_POLICIES_PER_ROLE:
-                raise ValueError(
-                    f"The stoppers in stack {Stack.of(self).stack_name} name more inference experiments than IAM "
-                    f"lets one role be allowed ({len(self._allowed)} ARNs fill its {MANAGED_POLICIES_PER_ROLE} "
-                    "managed policies); put some of them in another stack"
+        if self._statement is None or size > self._room:
+            if self._statement is not None:  # the current policy is full: the next one
+                if len(self._policies) == MANAGED_POLICIES_PER_ROLE:
+                    raise ValueError(
+                        f"The stoppers of {self.node.path} name more inference experiments than IAM lets one role "
+                        f"be allowed ({len(self._allowed)} ARNs fill its {MANAGED_POLICIES_PER_ROLE} managed "
+                        "policies); give some of them another StopperFunction, or put them in another stack"
+                    )
+                self._policies.append(
+                    iam.ManagedPolicy(
+                        self,
+                        f"Policy{len(self._policies) + 1}",
+                        description="More SageMaker inference experiments the stack's stoppers may stop",
+                        roles=[self.role],
+                    )
                 )
+                self._room = MANAGED_POLICY_ROOM
             self._statement = iam.PolicyStatement(actions=EXPERIMENT_ACTIONS)
-            self._policies.append(
-                iam.ManagedPolicy(
-                    self,
-                    f"ExperimentsPolicy{len(self._policies) + 1}",
-                    description="The SageMaker inference experiments the stack's stoppers may stop",
-                    statements=[self._statement],
-                    roles=[self._role],
-                )
-            )
-            self._room = MANAGED_POLICY_ROOM
+            self._policies[-1].add_statements(self._statement)
         self._statement.add_resources(arn)
         self._room -= size
         self._allowed[arn] = self._policies[-1]

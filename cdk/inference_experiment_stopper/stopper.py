@@ -9,11 +9,13 @@ from enum import StrEnum
 from typing import Any
 
 from aws_cdk import CustomResource, Duration, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from inference_experiment_stopper import _validation as check
-from inference_experiment_stopper._function import TIMEOUT_MARGIN, StopFunction
+from inference_experiment_stopper._function import TIMEOUT_MARGIN, StopperFunction
 
 RESOURCE_TYPE = "Custom::InferenceExperimentStop"
 # How much longer than the function CloudFormation waits for an answer before failing the resource itself.
@@ -88,6 +90,7 @@ class InferenceExperimentStopper(Construct):
         stop_on_update: bool = True,
         stop_on_delete: bool = True,
         completion_timeout: Duration | None = None,
+        function: StopperFunction | None = None,
     ) -> None:
         """Declare the stop.
 
@@ -107,6 +110,8 @@ class InferenceExperimentStopper(Construct):
             completion_timeout: how long an event waits for the experiment to reach Completed or Cancelled
                 (including waiting for a starting experiment to run). ``Duration.seconds(0)`` answers as soon
                 as SageMaker accepts the stop. At most 14 minutes. Default: 10 minutes.
+            function: the StopperFunction that carries the stop out, in this stopper's stack. Default: the
+                stack's default function, shared by every stopper given none.
 
         Raises:
             ValueError: naming the prop and the bad value, for any prop SageMaker or this construct would reject.
@@ -137,12 +142,12 @@ class InferenceExperimentStopper(Construct):
         properties["StopOn"] = stop_on
         properties["CompletionTimeoutSeconds"] = seconds
 
-        function = StopFunction.of(self)
-        needs = function.serve(name, timeout)
+        self._function = _function_for(self, function)
+        needs = self._function.serve(name, timeout)
         self._resource = CustomResource(
             self,
             "Resource",
-            service_token=function.function.function_arn,
+            service_token=self._function.function.function_arn,
             resource_type=RESOURCE_TYPE,
             properties=properties,
             service_timeout=timeout.plus(TIMEOUT_MARGIN).plus(SERVICE_TIMEOUT_MARGIN),
@@ -150,6 +155,16 @@ class InferenceExperimentStopper(Construct):
         self._resource.node.add_dependency(*needs)
         if experiment is not None:
             self._resource.node.add_dependency(experiment)
+
+    @property
+    def function(self) -> lambda_.IFunction:
+        """The Lambda function that carries out this stopper's events (its ``role`` is the function's role)."""
+        return self._function.function
+
+    @property
+    def log_group(self) -> logs.ILogGroup:
+        """The function's log group, where every stop is logged."""
+        return self._function.log_group
 
     @property
     def experiment_arn(self) -> str:
@@ -181,6 +196,19 @@ def _claim_the_stop(stopper: Construct, name: str, events: list[str]) -> None:
                 "of one stop contradict each other and both would be sent; give one of them "
                 f"stop_on_{event.lower()}=False"
             )
+
+
+def _function_for(stopper: Construct, function: StopperFunction | None) -> StopperFunction:
+    if function is None:
+        return StopperFunction.default_for(stopper)
+    if not isinstance(function, StopperFunction):
+        raise ValueError(f"function must be a StopperFunction; got {function!r}")
+    if Stack.of(function) is not Stack.of(stopper):
+        raise ValueError(
+            f"function {function.node.path} must be in the stopper's own stack {Stack.of(stopper).node.path}, "
+            "so that its role and the stop are deployed and deleted together"
+        )
+    return function
 
 
 def _experiment_name(name: str | None, experiment: sagemaker.CfnInferenceExperiment | None) -> str:
