@@ -143,6 +143,8 @@ class ShadowTestStack(cdk.Stack):
         )
         cdk.CfnOutput(self, "ExperimentArn", value=stopper.experiment_arn)
         cdk.CfnOutput(self, "ExperimentStatus", value=stopper.status)
+        # Where every stop is logged: `aws logs tail <this> --follow` during a deploy that stops the test.
+        cdk.CfnOutput(self, "StopperLogGroup", value=stopper.log_group.log_group_name)
 
 
 def _allow_model_artifacts(role: iam.Role, data_urls: Iterable[str]) -> None:

@@ -13,7 +13,9 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -72,12 +74,41 @@ def new_venv(path: Path, *packages: str | Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel and the sdist, built from the repository as a release would be."""
+    out = tmp_path_factory.mktemp("dist")
+    run([sys.executable, "-m", "hatchling", "build", "--directory", out], cwd=ROOT)  # an sdist and a wheel
+    return out
+
+
+@pytest.fixture(scope="module")
+def user_python(tmp_path_factory: pytest.TempPathFactory, dist: Path) -> Path:
+    """A user's fresh virtual environment, outside the repository, with the wheel installed (and a current pip)."""
+    [wheel] = dist.glob("*.whl")
+    python = new_venv(tmp_path_factory.mktemp("user") / "venv", "--upgrade", "pip")
+    run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel])
+    return python
+
+
+def test_the_wheel_and_the_sdist_carry_the_licence_and_pip_reports_it(dist: Path, user_python: Path) -> None:
+    [wheel], [sdist] = dist.glob("*.whl"), dist.glob("*.tar.gz")
+    with zipfile.ZipFile(wheel) as archive:
+        assert "cdk_inference_experiment_stopper-0.1.0.dist-info/licenses/LICENSE" in archive.namelist()
+    with tarfile.open(sdist) as archive:
+        assert "cdk_inference_experiment_stopper-0.1.0/LICENSE" in archive.getnames()
+    assert "Apache License" in (ROOT / "LICENSE").read_text()
+
+    shown = run([user_python, "-m", "pip", "show", "--verbose", "cdk-inference-experiment-stopper"]).stdout
+    assert "License-Expression: Apache-2.0" in shown
+    for classifier in ("Framework :: AWS CDK :: 2", "Typing :: Typed", "Programming Language :: Python :: 3.11"):
+        assert classifier in shown
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory, user_python: Path) -> Path:
     """cdk.out of a user's app, made by the package installed from its wheel, outside the repository."""
-    work = tmp_path_factory.mktemp("user")
-    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", work / "dist", ROOT])
-    [wheel] = (work / "dist").glob("*.whl")
-    python = new_venv(work / "venv", wheel)
+    work = tmp_path_factory.mktemp("app")
+    python = user_python
     app_dir = work / "app"
     app_dir.mkdir()
     (app_dir / "app.py").write_text(USER_APP)
