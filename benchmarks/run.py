@@ -278,22 +278,30 @@ def cold_start_and_assets_section(work: Path) -> Iterator[str]:
 def answer_section() -> Iterator[str]:
     yield "## 4. Time to answer\n"
     yield (
-        "A simulated experiment reaches Completed T seconds after the stop is accepted; the handler's real "
-        "lifecycle code runs on a fake clock against a fake SageMaker, so the figures are exact and the same on "
-        "every run. Delay = when CloudFormation gets the answer minus when the experiment reached Completed "
-        "(an Update; a Delete adds crhelper's 2 s `sleep_on_delete`). Completion timeout 840 s.\n"
+        "A simulated promotion: the experiment is Stopping after the stop is accepted, Completed 2 minutes before T, "
+        "and its endpoint serves the promoted shadow (`InService`) at T. The handler's real lifecycle code runs on a "
+        "fake clock against a simulated SageMaker (a real botocore client, requests validated against the service "
+        "model); a run of the function lasts at most 15 minutes, and a longer wait is handed on to the next run "
+        "(1 s in Lambda's async queue). The figures are exact and the same on every run. Delay = when CloudFormation "
+        "gets the answer minus T (an Update; a Delete adds crhelper's 2 s `sleep_on_delete`). Completion timeout "
+        "55 minutes.\n"
     )
     yield (
-        "| T (s) | ours: delay after Completed (s) | ours: SageMaker calls "
-        "| peer: answer relative to Completed (s) | peer: SageMaker calls |"
+        "| T (min) | ours: delay after the endpoint serves (s) | ours: runs of the function (links) "
+        "| ours: SageMaker calls | peer: answer relative to T (s) | peer: SageMaker calls |"
     )
-    yield "|---:|---:|---:|---:|---:|"
-    for seconds in (30, 300, 840):
-        delay, calls = answer_delay(seconds)
-        yield f"| {seconds} | {delay:.1f} | {calls} | {-seconds} (answers before the stop completes) | 1 |"
+    yield "|---:|---:|---:|---:|---:|---:|"
+    for minutes in (5, 14, 30, 50):
+        answer = answer_delay(minutes * 60)
+        yield (
+            f"| {minutes} | {answer.delay:.1f} | {answer.links} | {answer.sagemaker_calls} "
+            f"| {-minutes * 60} (answers before the stop completes) | 1 |"
+        )
     yield (
         "\nThe peer answers as soon as `StopInferenceExperiment` returns: CloudFormation carries on (dependents "
-        "update, the stack finishes) while the promotion is still running, and a stop that later fails goes unseen.\n"
+        "update, the stack finishes) while the promotion is still running, and a promotion that later fails goes "
+        "unseen. Ours answers once the endpoint serves the promoted variant, and past 15 minutes it goes on in "
+        "further runs of the same function, up to CloudFormation's hour.\n"
     )
 
 

@@ -1,18 +1,24 @@
-"""A simulated experiment for the time-to-answer benchmark: the handler's real lifecycle, a fake clock."""
+"""A simulated promotion for the time-to-answer benchmark: the handler's real lifecycle, links and all, on a fake clock.
+
+SageMaker is tests/experiment_on_a_clock.py (a real botocore client, requests validated against the service
+model). A hand-on is recorded by a stand-in Lambda client and delivered, as Lambda would, to the next run.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import botocore.session
 import lifecycle
-
-SAGEMAKER_MODEL = botocore.session.get_session().get_service_model("sagemaker")
+from experiment_on_a_clock import ExperimentOnAClock
 
 EVENT = Path(__file__).resolve().parents[1] / "tests" / "events" / "update.json"
+RUN_SECONDS = 900 - 15  # Lambda's longest run, less the answer's reserve (index.ANSWER_RESERVE_SECONDS)
+DELIVERY_SECONDS = 1.0  # Lambda's async queue between a hand-on and the next run
+ENDPOINT_UPDATE_SECONDS = 120.0  # of a promotion's time, the endpoint update after the experiment is Completed
 
 
 class Clock:
@@ -21,40 +27,11 @@ class Clock:
     def __init__(self) -> None:
         self.now = 0.0
 
-    def monotonic(self) -> float:
+    def time(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
-
-
-class SimulatedSageMaker:
-    """An experiment that is Running until stopped, then Stopping for `stop_takes` seconds, then Completed."""
-
-    def __init__(self, clock: Clock, stop_takes: float) -> None:
-        self.clock = clock
-        self.stop_takes = stop_takes
-        self.stopped_at: float | None = None
-        self.calls = 0
-        # The real service model: the handler checks instance types against it, as it does in Lambda.
-        self.meta = SimpleNamespace(region_name="us-east-1", service_model=SAGEMAKER_MODEL)
-
-    def describe_inference_experiment(self, Name: str) -> dict[str, Any]:  # noqa: N803 (boto3's spelling)
-        self.calls += 1
-        if self.stopped_at is None:
-            status = "Running"
-        else:
-            status = "Completed" if self.clock.now >= self.stopped_at + self.stop_takes else "Stopping"
-        variants = [{"VariantName": variant} for variant in ("production", "shadow")]
-        arn = f"arn:aws:sagemaker:us-east-1:123456789012:inference-experiment/{Name}"
-        return {"Name": Name, "Arn": arn, "Status": status, "ModelVariants": variants}
-
-    def stop_inference_experiment(self, **request: Any) -> dict[str, str]:
-        self.calls += 1
-        self.stopped_at = self.clock.now
-        return {
-            "InferenceExperimentArn": f"arn:aws:sagemaker:us-east-1:123456789012:inference-experiment/{request['Name']}"
-        }
 
 
 class SimulatedCloudFormation:
@@ -62,14 +39,47 @@ class SimulatedCloudFormation:
         return {"Stacks": [{"StackName": "ShadowTestStack", "StackStatus": "UPDATE_IN_PROGRESS"}]}
 
 
-def answer_delay(stop_takes: float) -> tuple[float, int]:
-    """Seconds from Completed to the answer, and SageMaker calls, for an Update that promotes."""
+class RecordingLambda:
+    """Takes the hand-on Invoke as Lambda's async queue would."""
+
+    def __init__(self) -> None:
+        self.payloads: list[dict[str, Any]] = []
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:  # noqa: N803
+        self.payloads.append(json.loads(Payload))
+        return {"StatusCode": 202}
+
+
+@dataclass(frozen=True)
+class Answer:
+    delay: float  # seconds from the endpoint serving the promoted variant to the answer
+    links: int
+    sagemaker_calls: int
+    status: str
+
+
+def answer_delay(promotion_takes: float, completion_timeout: int = 3300) -> Answer:
+    """An Update that promotes, where the endpoint serves the shadow `promotion_takes` seconds after the stop."""
     clock = Clock()
-    sagemaker = SimulatedSageMaker(clock, stop_takes)
-    event = json.loads(EVENT.read_text())
-    event["ResourceProperties"]["CompletionTimeoutSeconds"] = "840"
-    services = lifecycle.Services(sagemaker, SimulatedCloudFormation(), clock)  # type: ignore[arg-type]
-    outcome = lifecycle.handle(event, services, time_left=900 - 15)
-    if outcome.status != "Completed" or sagemaker.stopped_at is None:
-        raise RuntimeError(f"the simulated stop did not complete: {outcome}")
-    return clock.now - (sagemaker.stopped_at + stop_takes), sagemaker.calls
+    experiment = ExperimentOnAClock(
+        clock, stop_takes=promotion_takes - ENDPOINT_UPDATE_SECONDS, endpoint_takes=ENDPOINT_UPDATE_SECONDS
+    )
+    invoker = RecordingLambda()
+    services = lifecycle.Services(experiment.client, SimulatedCloudFormation(), clock, invoker)  # type: ignore[arg-type]
+    event: dict[str, Any] = json.loads(EVENT.read_text())
+    event["ResourceProperties"]["CompletionTimeoutSeconds"] = str(completion_timeout)
+    event["RequestId"] = str(uuid.uuid4())  # each CloudFormation event has its own
+    links = 0
+    while True:
+        links += 1
+        budget = lifecycle.Budget(time_left=RUN_SECONDS, function_arn="arn:aws:lambda:us-east-1:1:function:f")
+        outcome = lifecycle.handle(event, services, budget)
+        if not outcome.silent:
+            break
+        if len(invoker.payloads) != links:
+            raise RuntimeError(f"run {links} neither answered nor handed the wait on")
+        event = invoker.payloads[-1]
+        clock.sleep(DELIVERY_SECONDS)
+    if outcome.status != "Completed" or outcome.endpoint_status != "InService":
+        raise RuntimeError(f"the simulated promotion did not complete: {outcome}")
+    return Answer(clock.time() - experiment.serving_at, links, len(experiment.calls), outcome.status)

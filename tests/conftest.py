@@ -26,6 +26,7 @@ EVENTS = Path(__file__).parent / "events"
 REGION = "us-east-1"
 NAME = "shadow-test"
 ARN = f"arn:aws:sagemaker:{REGION}:123456789012:inference-experiment/{NAME}"
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:ShadowTestStack-InferenceExperimentStopperFunc-abc"
 
 
 def load_event(request_type: str) -> dict[str, Any]:
@@ -41,7 +42,7 @@ class FakeClock:
         self.now = 1000.0
         self.sleeps: list[float] = []
 
-    def monotonic(self) -> float:
+    def time(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
@@ -61,6 +62,25 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_millis
+
+
+@dataclass
+class ClockContext:
+    """A Lambda context whose remaining time runs down with the fake clock, from `millis` at the run's start."""
+
+    clock: FakeClock
+    millis: int = 900_000
+    invoked_function_arn: str = FUNCTION_ARN
+    function_name: str = "InferenceExperimentStopperFunction"
+    aws_request_id: str = "lambda-request-1"
+    log_stream_name: str = "2026/11/22/[$LATEST]0123"
+    started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock.time()
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.millis - (self.clock.time() - self.started) * 1000)
 
 
 @dataclass
@@ -129,7 +149,7 @@ def experiment(status: str, name: str = NAME, **extra: Any) -> dict[str, Any]:
         "Name": name,
         "Type": "ShadowMode",
         "Status": status,
-        "EndpointMetadata": {"EndpointName": "shadow-test-endpoint"},
+        "EndpointMetadata": {"EndpointName": "shadow-test-endpoint", "EndpointStatus": "InService"},
         "ModelVariants": [variant("model-a", "production"), variant("model-b", "shadow")],
         **extra,
     }

@@ -1,9 +1,10 @@
-"""A local HTTP stand-in for the two AWS APIs the handler calls, spoken on the wire as botocore speaks them.
+"""A local HTTP stand-in for the AWS APIs the handler calls, spoken on the wire as botocore speaks them.
 
 SageMaker (JSON 1.1, `X-Amz-Target: SageMaker.<Operation>`): DescribeInferenceExperiment and
 StopInferenceExperiment over a tiny state machine. CloudFormation (query protocol, XML): DescribeStacks.
-Point a client at it with `endpoint_url`, or a process with AWS_ENDPOINT_URL_SAGEMAKER /
-AWS_ENDPOINT_URL_CLOUDFORMATION. Loopback only; it stops with its context manager.
+Lambda (REST-JSON): Invoke, recorded and answered 202 as an async invocation is. Point a client at it with
+`endpoint_url`, or a process with AWS_ENDPOINT_URL_SAGEMAKER / AWS_ENDPOINT_URL_CLOUDFORMATION /
+AWS_ENDPOINT_URL_LAMBDA. Loopback only; it stops with its context manager.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 
 @dataclass
@@ -28,6 +29,7 @@ class FakeAws:
     describes_while_stopping: int = 1
     errors: list[tuple[int, str, str]] = field(default_factory=list)  # (HTTP status, code, message), used first
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    invocations: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (function, type, payload)
     _stopping_left: dict[str, int] = field(default_factory=dict)
 
     def experiment(self, name: str) -> dict[str, Any]:
@@ -48,7 +50,7 @@ class FakeAws:
             "Name": name,
             "Type": "ShadowMode",
             "Status": self.status[name],
-            "EndpointMetadata": {"EndpointName": "shadow-test-endpoint"},
+            "EndpointMetadata": {"EndpointName": "shadow-test-endpoint", "EndpointStatus": "InService"},
             "ModelVariants": variants,
         }
 
@@ -89,6 +91,13 @@ def fake_aws(state: FakeAws | None = None) -> Iterator[FakeAws]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.path.startswith("/2015-03-31/functions/") and self.path.endswith("/invocations"):
+                function = unquote(self.path.split("/")[3])
+                invocation_type = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+                aws.requests.append(("Invoke", {"FunctionName": function, "InvocationType": invocation_type}))
+                aws.invocations.append((function, invocation_type, json.loads(body)))
+                self._reply(202, "", "application/json")
+                return
             target = self.headers.get("X-Amz-Target", "")
             if target.startswith("SageMaker."):
                 operation, request = target.removeprefix("SageMaker."), json.loads(body or b"{}")

@@ -103,8 +103,8 @@ def test_leaves_out_what_is_not_given_and_defaults_the_rest() -> None:
         "CompletionTimeoutSeconds",
     }
     assert properties["StopOn"] == ["Update", "Delete"]
-    assert properties["CompletionTimeoutSeconds"] == 600
-    assert properties["ServiceTimeout"] == "720"
+    assert properties["CompletionTimeoutSeconds"] == 1800  # 30 minutes
+    assert properties["ServiceTimeout"] == "1920"
 
 
 @pytest.mark.parametrize(("update", "delete", "stop_on"), [(True, False, ["Update"]), (False, True, ["Delete"])])
@@ -123,6 +123,7 @@ def test_resource_type_construct_id_and_attributes() -> None:
     logical_id = stack.get_logical_id(child.node.default_child)  # type: ignore[arg-type]
     assert stack.resolve(stopper.experiment_arn) == {"Fn::GetAtt": [logical_id, "InferenceExperimentArn"]}
     assert stack.resolve(stopper.status) == {"Fn::GetAtt": [logical_id, "Status"]}
+    assert stack.resolve(stopper.endpoint_status) == {"Fn::GetAtt": [logical_id, "EndpointStatus"]}
     template.resource_count_is(TYPE, 1)
 
 
@@ -358,6 +359,11 @@ def test_the_role_may_do_exactly_what_the_stop_needs_on_exactly_these_resources(
                         "Resource": {"Fn::GetAtt": [Match.string_like_regexp("LogGroup"), "Arn"]},
                     },
                     {
+                        "Action": "lambda:InvokeFunction",
+                        "Effect": "Allow",
+                        "Resource": {"Fn::GetAtt": [Match.string_like_regexp("Function"), "Arn"]},
+                    },
+                    {
                         "Action": EXPERIMENTS,
                         "Effect": "Allow",
                         "Resource": {
@@ -392,6 +398,30 @@ def test_the_role_may_do_exactly_what_the_stop_needs_on_exactly_these_resources(
 def test_a_name_with_capitals_is_allowed_in_both_spellings() -> None:
     template = template_of(**dict(FULL, experiment_name="My-Shadow"))
     assert experiments_allowed(template) == [["My-Shadow", "my-shadow"]]
+
+
+@pytest.mark.parametrize(
+    ("minutes", "function_timeout", "service_timeout"), [(3, 240, 300), (13, 840, 900), (55, 900, 3420)]
+)
+def test_waits_up_to_55_minutes_with_one_function_of_at_most_15(
+    minutes: int, function_timeout: int, service_timeout: int
+) -> None:
+    template = template_of(**dict(FULL, completion_timeout=cdk.Duration.minutes(minutes)))
+    properties = stopper_properties(template)
+
+    assert properties["ServiceTimeout"] == str(service_timeout)  # CloudFormation's own limit is 3600
+    template.has_resource_properties("AWS::Lambda::Function", {"Timeout": function_timeout})
+
+
+def test_the_self_invoke_permission_does_not_make_the_function_depend_on_its_policy() -> None:
+    template = template_of(**FULL)
+    [(function_id, function)] = template.find_resources("AWS::Lambda::Function").items()
+    [policy_id] = template.find_resources("AWS::IAM::ManagedPolicy")
+    [stop] = template.find_resources(TYPE).values()
+
+    assert policy_id not in function.get("DependsOn", [])
+    assert policy_id in stop["DependsOn"]
+    assert function_id in json.dumps(template.find_resources("AWS::IAM::ManagedPolicy"))
 
 
 def test_the_function_runs_the_newest_python_with_its_own_log_group_and_no_async_retries() -> None:
@@ -549,8 +579,9 @@ BAD_PROPS = [
         id="reason-too-long",
     ),
     pytest.param(
-        {"completion_timeout": cdk.Duration.minutes(15)},
-        "completion_timeout must be between 0 seconds and 14 minutes (the Lambda limit less a margin); got 900 seconds",
+        {"completion_timeout": cdk.Duration.minutes(56)},
+        "completion_timeout must be between 0 seconds and 55 minutes (CloudFormation waits an hour at most for a "
+        "custom resource); got 3360 seconds",
         id="timeout-too-long",
     ),
     pytest.param(
@@ -643,6 +674,18 @@ def test_a_hundred_stoppers_stay_within_iam_quotas(name_length: int, per_policy:
     policies = role_policies(template.to_json())
     assert policies.fits, str(policies)
     assert [len(names) for names in experiments_allowed(template)] == per_policy
+
+
+def test_three_hundred_stoppers_with_forty_character_names_fit_one_role() -> None:
+    stack = new_stack()
+    for index in range(300):
+        name = f"team-{index:03d}-shadow-test-".ljust(40, "x")
+        InferenceExperimentStopper(stack, f"S{index}", experiment_name=name, model_variant_actions={"s": "Retain"})
+    template = Template.from_stack(stack)
+
+    policies = role_policies(template.to_json())
+    assert policies.fits, str(policies)
+    assert sum(len(names) for names in experiments_allowed(template)) == 300
 
 
 def test_fails_when_a_stack_names_more_experiments_than_one_role_may_be_allowed() -> None:

@@ -48,16 +48,24 @@ import crhelper, index
 
 class Context:
     function_name = "InferenceExperimentStopperFunction"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:InferenceExperimentStopperFunction"
     aws_request_id = "request"
     log_stream_name = "stream"
 
+    def __init__(self, remaining_millis):
+        self.remaining_millis = remaining_millis
+
     def get_remaining_time_in_millis(self):
-        return 660_000
+        return self.remaining_millis
 
 print("crhelper from", crhelper.__file__, flush=True)
 for line in sys.stdin:
-    index.handler(json.loads(line), Context())
+    run = json.loads(line)
+    index.handler(run["event"], Context(run["remaining_millis"]))
 """
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:InferenceExperimentStopperFunction"
+# A run this short hands the wait on right after the stop is accepted (15 s to answer, 20 s to hand on).
+SHORT_RUN_MILLIS = 36_000
 
 
 def run(command: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -139,11 +147,6 @@ def test_the_bundled_asset_runs_as_lambda_would(
     driver.write_text(textwrap.dedent(LAMBDA_DRIVER))
 
     with fake_aws(FakeAws(status={"shadow-test": "Running"})) as aws:
-        events = []
-        for request_type in ("Create", "Update", "Delete"):
-            event = load_event(request_type)
-            event["ResponseURL"] = response_server.url
-            events.append(json.dumps(event))
         env = {
             "PATH": os.environ["PATH"],
             # What the Lambda runtime sets (boto3 reads the second).
@@ -153,10 +156,29 @@ def test_the_bundled_asset_runs_as_lambda_would(
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_ENDPOINT_URL_SAGEMAKER": aws.url,
             "AWS_ENDPOINT_URL_CLOUDFORMATION": aws.url,
+            "AWS_ENDPOINT_URL_LAMBDA": aws.url,
         }
-        result = run([python, "-I", driver, asset], input="\n".join(events) + "\n", env=env)
+
+        def cold_start(*runs: tuple[dict[str, object], int]) -> subprocess.CompletedProcess[str]:
+            """A fresh function process that carries these events out, one after the other."""
+            lines = [json.dumps({"event": event, "remaining_millis": millis}) for event, millis in runs]
+            return run([python, "-I", driver, asset], input="\n".join(lines) + "\n", env=env)
+
+        events = {}
+        for request_type in ("Create", "Update", "Delete"):
+            events[request_type] = load_event(request_type)
+            events[request_type]["ResponseURL"] = response_server.url
+        # The Update's first link has too little time left: it stops, then hands the wait on to the next run.
+        result = cold_start((events["Create"], 660_000), (events["Update"], SHORT_RUN_MILLIS))
+        [(function, invocation_type, link_two)] = aws.invocations
+        assert (function, invocation_type) == (FUNCTION_ARN, "Event")
+        passed_on = dict(link_two)
+        assert passed_on.pop("InferenceExperimentStopperContinuation")["Link"] == 2
+        assert passed_on == events["Update"]  # the continuation is the only extra payload
+        result2 = cold_start((link_two, 660_000), (events["Delete"], 660_000))
 
     assert f"crhelper from {asset}/crhelper/__init__.py" in result.stdout
+    assert len(aws.invocations) == 1  # one hand-on: link two answered
     answers = [
         (body["Status"], body["PhysicalResourceId"], body["Data"].get("Status")) for body in response_server.bodies
     ]
@@ -167,16 +189,17 @@ def test_the_bundled_asset_runs_as_lambda_would(
     ], [body["Reason"] for body in response_server.bodies]
     operations = [operation for operation, _ in aws.requests]
     assert operations == [
-        "DescribeInferenceExperiment",
-        "DescribeStacks",
+        "DescribeInferenceExperiment",  # Create
+        "DescribeStacks",  # Update, link one
         "DescribeInferenceExperiment",
         "StopInferenceExperiment",
         "DescribeInferenceExperiment",  # Stopping (the fake answers once so, then Completed)
-        "DescribeInferenceExperiment",
-        "DescribeStacks",
+        "Invoke",  # too little time left: handed on
+        "DescribeInferenceExperiment",  # Update, link two: Completed, endpoint InService
+        "DescribeStacks",  # Delete
         "DescribeInferenceExperiment",
     ]
     [stop] = [request for operation, request in aws.requests if operation == "StopInferenceExperiment"]
     realtime = stop["DesiredModelVariants"][0]["InfrastructureConfig"]["RealTimeInferenceConfig"]
     assert realtime == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 2}
-    assert response_server.url not in result.stdout + result.stderr
+    assert response_server.url not in result.stdout + result.stderr + result2.stdout + result2.stderr

@@ -19,8 +19,8 @@ import boto3
 import index
 import lifecycle
 import pytest
-from botocore.stub import Stubber
-from conftest import ARN, NAME, REGION, FakeClock, LambdaContext, ResponseServer, experiment, load_event
+from botocore.stub import ANY, Stubber
+from conftest import ARN, FUNCTION_ARN, NAME, REGION, ClockContext, FakeClock, ResponseServer, experiment, load_event
 
 STACK_ID = load_event("Create")["StackId"]
 README = Path(__file__).parents[1] / "README.md"
@@ -75,6 +75,24 @@ def stop(**changes: Any) -> Call:
     return Call("sagemaker", "stop_inference_experiment", params, {"InferenceExperimentArn": arn})
 
 
+def hand_on_fails(code: str, message: str, retries: int = 0) -> Call:
+    params = {"FunctionName": FUNCTION_ARN, "InvocationType": "Event", "Payload": ANY}
+    return Call("lambda", "invoke", params, error=(code, message), retries=retries)
+
+
+def endpoint(status: str, **extra: Any) -> dict[str, Any]:
+    return {"EndpointMetadata": {"EndpointName": "shadow-test-endpoint", "EndpointStatus": status, **extra}}
+
+
+def continued(stop_sent: bool, link: int = 2) -> Callable[[dict[str, Any]], None]:
+    """The event as an earlier link hands it on."""
+
+    def edit(event: dict[str, Any]) -> None:
+        event[lifecycle.CONTINUATION] = {"Deadline": 1000.0 + 600, "StopSent": stop_sent, "Link": link}
+
+    return edit
+
+
 def stop_fails(code: str, message: str) -> Call:
     return Call("sagemaker", "stop_inference_experiment", STOP, error=(code, message))
 
@@ -102,10 +120,12 @@ class Case:
     status: str = "SUCCESS"
     reason: str = ""
     data_status: str | None = None
+    endpoint_status: str | None = None  # default: InService where the experiment was described, else ""
     physical_id: str = NAME
     edit: Callable[[dict[str, Any]], None] | None = None
     sleeps: list[float] | None = None
     logged: str = ""
+    remaining_millis: int = 660_000  # the run's time left when the event arrives
     id: str = field(default="")
 
 
@@ -119,6 +139,15 @@ def remove_variants_and(**changes: Any) -> Callable[[dict[str, Any]], None]:
 
 def old_token(event: dict[str, Any]) -> None:
     event["OldResourceProperties"] = dict(event["ResourceProperties"], ServiceToken="arn:aws:lambda:old")
+
+
+def only_changed(**old: Any) -> Callable[[dict[str, Any]], None]:
+    """An Update whose old properties differ from the new ones only in `old`."""
+
+    def edit(event: dict[str, Any]) -> None:
+        event["OldResourceProperties"] = dict(event["ResourceProperties"], **old)
+
+    return edit
 
 
 def renamed(event: dict[str, Any]) -> None:
@@ -236,8 +265,8 @@ CASES = [
         Case(
             ("Update/Delete", "Stopping"),
             request_type,
-            [stacks(f"{request_type.upper()}_IN_PROGRESS"), describe("Stopping"), describe("Cancelled")],
-            data_status="Cancelled",
+            [stacks(f"{request_type.upper()}_IN_PROGRESS"), describe("Stopping"), describe("Completed")],
+            data_status="Completed",
             sleeps=[2.0],
             id=f"{request_type.lower()}-stopping",
         )
@@ -264,6 +293,7 @@ CASES = [
         "Delete",
         [stacks("DELETE_IN_PROGRESS"), describe("Completed")],
         data_status="Completed",
+        logged="had already ended (Completed) on its own: the declared promotion never happened",
         id="delete-completed",
     ),
     Case(
@@ -449,14 +479,137 @@ CASES = [
         id="update-not-declared",
     ),
     Case(("Event not in StopOn", "any"), "Delete", [], edit=props(StopOn=["Update"]), id="delete-not-declared"),
+    *[
+        Case(
+            ("Update", "only CompletionTimeoutSeconds, StopOn, ServiceToken or ServiceTimeout changed"),
+            "Update",
+            [stacks("UPDATE_IN_PROGRESS"), describe("Running")],
+            data_status="Running",
+            edit=edit,
+            logged="the declared stop did not, so shadow-test is not stopped",
+            id=case_id,
+        )
+        for case_id, edit in (
+            ("update-function-replaced", old_token),
+            ("update-longer-timeout", only_changed(CompletionTimeoutSeconds="300")),
+            ("update-stop-on-turned-on", only_changed(StopOn=["Delete"])),
+        )
+    ],
     Case(
-        ("Update", "only ServiceToken or ServiceTimeout changed"),
+        ("Update", "ended other than declared"),
         "Update",
-        [stacks("UPDATE_IN_PROGRESS"), describe("Running")],
-        data_status="Running",
-        edit=old_token,
-        logged="the declared stop did not, so shadow-test is not stopped",
-        id="update-function-replaced",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Stopping"),
+            describe("Cancelled", StatusReason="Endpoint update failed; the experiment was cancelled"),
+        ],
+        status="FAILED",
+        reason="Inference experiment shadow-test ended Cancelled, not Completed as declared (Endpoint update failed; "
+        "the experiment was cancelled)",
+        id="update-cancelled-not-completed",
+    ),
+    *[
+        Case(
+            ("Update/Delete", "Promote: the endpoint is updating after the stop"),
+            request_type,
+            [
+                stacks(f"{request_type.upper()}_IN_PROGRESS"),
+                describe("Running"),
+                stop(),
+                describe("Completed", **endpoint("Updating")),
+                describe("Completed", **endpoint("Updating")),
+                describe("Completed", **endpoint("InService")),
+            ],
+            data_status="Completed",
+            sleeps=[2.0, 3.0],
+            id=f"{request_type.lower()}-waits-for-the-endpoint",
+        )
+        for request_type in ("Update", "Delete")
+    ],
+    Case(
+        ("Update", "the endpoint failed after the stop"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            stop(),
+            describe("Completed", **endpoint("Failed", FailureReason="Insufficient capacity for ml.m5.xlarge")),
+        ],
+        status="FAILED",
+        reason="Inference experiment shadow-test its endpoint shadow-test-endpoint is Failed: Insufficient capacity "
+        "for ml.m5.xlarge",
+        id="update-endpoint-failed",
+    ),
+    Case(
+        ("Delete", "the endpoint failed after the stop"),
+        "Delete",
+        [
+            stacks("DELETE_IN_PROGRESS"),
+            describe("Running"),
+            stop(),
+            describe("Completed", **endpoint("InService", FailureReason="Update rolled back: health check failed")),
+        ],
+        data_status="Completed",
+        logged="is InService: Update rolled back: health check failed; answering the Delete anyway",
+        id="delete-endpoint-failed",
+    ),
+    Case(
+        ("Update", "completion timeout reached while still Stopping"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            stop(),
+            describe("Completed", **endpoint("Updating")),
+            describe("Completed", **endpoint("Updating")),
+            describe("Completed", **endpoint("Updating")),
+        ],
+        status="FAILED",
+        reason="Inference experiment shadow-test is Completed, but its endpoint shadow-test-endpoint is still Updating "
+        "after 5 s",
+        edit=props(CompletionTimeoutSeconds="5"),
+        sleeps=[2.0, 3.0],
+        id="update-timeout-endpoint-updating",
+    ),
+    *[
+        Case(
+            ("Update/Delete", "the hand-on to the next run fails"),
+            request_type,
+            [
+                stacks(f"{request_type.upper()}_IN_PROGRESS"),
+                describe("Running"),
+                stop(),
+                *[describe("Stopping")] * 3,
+                hand_on_fails("TooManyRequestsException", "Rate exceeded", retries=2),
+            ],
+            status=status,
+            reason="Could not hand the wait for shadow-test on to the function's next run (lambda:InvokeFunction on "
+            "the function itself failed after 2 retries: TooManyRequestsException: Rate exceeded); the stop was "
+            "accepted and may still complete",
+            data_status="Stopping" if status == "SUCCESS" else None,
+            logged="answering the Delete anyway" if status == "SUCCESS" else "",
+            sleeps=[2.0, 3.0],
+            remaining_millis=40_000,
+            id=f"{request_type.lower()}-hand-on-refused",
+        )
+        for request_type, status in (("Update", "FAILED"), ("Delete", "SUCCESS"))
+    ],
+    Case(
+        ("Update/Delete", "a later link of the wait"),
+        "Update",
+        [describe("Running"), describe("Completed")],
+        data_status="Completed",
+        edit=continued(stop_sent=True),
+        sleeps=[2.0],
+        id="later-link-never-stops-twice",
+    ),
+    Case(
+        ("Update/Delete", "a later link of the wait"),
+        "Delete",
+        [describe("Running"), stop(), describe("Completed")],
+        data_status="Completed",
+        edit=continued(stop_sent=False),
+        id="later-link-still-waiting-to-run",
     ),
 ]
 
@@ -470,13 +623,14 @@ def run(
     monkeypatch.setattr(index.helper, "_log_level", "DEBUG")
     monkeypatch.setattr(index.helper, "_boto_level", "DEBUG")
     monkeypatch.setattr(index.helper, "_sleep_on_delete", 0)
+    monkeypatch.setattr(lifecycle, "_SEEN", type(lifecycle._SEEN)(maxlen=64))  # each case is a new event
     caplog.set_level(logging.DEBUG)
     clock = FakeClock()
 
     def run_case(case: Case) -> dict[str, Any]:
         clients = {
             name: boto3.client(name, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
-            for name in ("sagemaker", "cloudformation")
+            for name in ("sagemaker", "cloudformation", "lambda")
         }
         stubbers = {name: Stubber(client) for name, client in clients.items()}
         for call in case.calls:
@@ -492,14 +646,14 @@ def run(
                 )
             else:
                 stubber.add_response(call.method, call.response or {}, call.params)
-        services = lifecycle.Services(clients["sagemaker"], clients["cloudformation"], clock)  # type: ignore[arg-type]
+        services = lifecycle.Services(clients["sagemaker"], clients["cloudformation"], clock, clients["lambda"])  # type: ignore[arg-type]
         monkeypatch.setattr(index, "services", lambda: services)
         event = load_event(case.request_type)
         if case.edit:
             case.edit(event)
         event["ResponseURL"] = response_server.url
-        with stubbers["sagemaker"], stubbers["cloudformation"]:
-            index.handler(event, LambdaContext())
+        with stubbers["sagemaker"], stubbers["cloudformation"], stubbers["lambda"]:
+            index.handler(event, ClockContext(clock, case.remaining_millis))
             for stubber in stubbers.values():
                 stubber.assert_no_pending_responses()
         case_sleeps = clock.sleeps
@@ -531,8 +685,11 @@ def test_lifecycle_row(
         assert len(answer["Reason"]) < 256
     else:
         assert answer["PhysicalResourceId"] == case.physical_id
-        assert set(answer["Data"]) == {"InferenceExperimentArn", "Status"}
+        assert set(answer["Data"]) == {"InferenceExperimentArn", "Status", "EndpointStatus"}
         assert answer["Data"]["Status"] == (case.data_status or "Unknown")
+        described = case.data_status not in (None, "NotFound")
+        expected_endpoint = case.endpoint_status if case.endpoint_status is not None else "InService" * described
+        assert answer["Data"]["EndpointStatus"] == expected_endpoint
         if case.data_status not in (None, "NotFound"):
             assert answer["Data"]["InferenceExperimentArn"] == ARN.replace(NAME, case.physical_id)
     assert case.logged in caplog.text
@@ -566,5 +723,9 @@ def readme_rows() -> set[tuple[str, str]]:
     return rows
 
 
+# Rows whose situation takes more than one run of the function, tested on their own.
+ROWS_TESTED_ELSEWHERE = {("Update/Delete", "a wait longer than one run of the function"): "tests/test_long_waits.py"}
+
+
 def test_every_readme_lifecycle_row_has_a_case_and_every_case_a_row() -> None:
-    assert readme_rows() == {case.row for case in CASES}
+    assert readme_rows() == {case.row for case in CASES} | set(ROWS_TESTED_ELSEWHERE)

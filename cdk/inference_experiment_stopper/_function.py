@@ -18,6 +18,7 @@ from inference_experiment_stopper._asset import HANDLER_DIR, CopyBundling, asset
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 # The function's timeout is the longest completion timeout plus this, for describing, pausing and answering.
 TIMEOUT_MARGIN = Duration.minutes(1)
+LAMBDA_MAX_TIMEOUT_SECONDS = 900
 EXPERIMENT_ACTIONS = ["sagemaker:DescribeInferenceExperiment", "sagemaker:StopInferenceExperiment"]
 # The experiment ARNs go into customer-managed policies of their own, packed by size: IAM allows 6,144
 # characters per managed policy and 10 managed policies per role (inline policies share 10,240 characters,
@@ -27,7 +28,7 @@ MANAGED_POLICIES_PER_ROLE = 10
 # An ARN's characters besides the name, on the long side: "arn:aws-us-gov:sagemaker:ap-southeast-4:" ...
 ARN_OVERHEAD = len('"arn:aws-us-gov:sagemaker:ap-southeast-4:123456789012:inference-experiment/",')
 UNRESOLVED_NAME_LENGTH = 120
-# The first managed policy also holds the function's own two statements (its stack, its log group).
+# The first managed policy also holds the function's own statements (its stack, its log group, itself).
 OWN_STATEMENTS_ROOM = 600
 # Why the construct acknowledges the compliance findings it does; the README's table repeats these.
 ACKNOWLEDGED = {
@@ -78,8 +79,8 @@ class StopperFunction(Construct):
             log_group_encryption_key: a KMS key to encrypt the log group with; a key made in this app is
                 granted to CloudWatch Logs, an imported key's policy must allow it. Default: CloudWatch Logs'
                 own encryption.
-            vpc: run the function in this VPC; it must reach the SageMaker, CloudFormation and S3 (answers)
-                APIs, through interface endpoints or a NAT. Default: no VPC.
+            vpc: run the function in this VPC; it must reach the SageMaker, CloudFormation, Lambda (to hand a
+                long wait on) and S3 (answers) APIs, through VPC endpoints or a NAT. Default: no VPC.
             vpc_subnets: where in the VPC. Default: the VPC's private subnets.
             security_groups: the function's security groups in the VPC. Default: one allowing all egress.
             architecture: the processor it runs on (the code is pure Python). Default: ARM_64.
@@ -157,6 +158,12 @@ class StopperFunction(Construct):
             reserved_concurrent_executions=reserved_concurrent_executions,
             description="InferenceExperimentStopper: stops SageMaker inference experiments as declared",
         )
+        # A wait longer than one run goes on in the next: the function may invoke itself, and nothing else. In
+        # its managed policy, which depends on the function (never the other way round) and which every stop
+        # depends on.
+        self._policies[0].add_statements(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
+        )
         self._acknowledge_what_is_by_design()
         self._needs: list[IConstruct] = [
             self.role,
@@ -202,7 +209,8 @@ class StopperFunction(Construct):
         if completion_timeout.to_seconds() > self._longest_wait.to_seconds():
             self._longest_wait = completion_timeout
             cfn_function = cast(lambda_.CfnFunction, self.function.node.default_child)
-            cfn_function.timeout = completion_timeout.plus(TIMEOUT_MARGIN).to_seconds()
+            # A longer wait goes on in further runs of the function, each handing it on to the next.
+            cfn_function.timeout = min(completion_timeout.plus(TIMEOUT_MARGIN).to_seconds(), LAMBDA_MAX_TIMEOUT_SECONDS)
         return [*self._needs, *dict.fromkeys(policies)]
 
     def _arns(self, name: str) -> list[str]:

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 else:
     rules = load_handler_module("rules")
 
-MAX_COMPLETION_TIMEOUT_SECONDS = 14 * 60
+# CloudFormation waits at most an hour (ServiceTimeout 3600) for a custom resource: 55 minutes and a margin.
+MAX_COMPLETION_TIMEOUT_SECONDS = 55 * 60
+DEFAULT_COMPLETION_TIMEOUT_SECONDS = 30 * 60  # the CDK Provider framework's default total timeout
 
 
 def unresolved(value: object) -> bool:
@@ -136,13 +138,13 @@ def check_reason(reason: object) -> None:
 
 
 def completion_timeout_seconds(value: object) -> int:
-    """The completion timeout in whole seconds (None is the default of 10 minutes).
+    """The completion timeout in whole seconds (None is the default of 30 minutes).
 
     Raises:
-        ValueError: for anything but a Duration of whole seconds from 0 to 14 minutes.
+        ValueError: for anything but a Duration of whole seconds from 0 to 55 minutes.
     """
     if value is None:
-        return 600
+        return DEFAULT_COMPLETION_TIMEOUT_SECONDS
     if not isinstance(value, Duration):
         raise ValueError(f"completion_timeout must be a Duration, e.g. Duration.minutes(10); got {value!r}")
     millis = value.to_milliseconds(integral=False)
@@ -151,8 +153,8 @@ def completion_timeout_seconds(value: object) -> int:
     seconds = int(millis // 1000)
     if not 0 <= seconds <= MAX_COMPLETION_TIMEOUT_SECONDS:
         raise ValueError(
-            f"completion_timeout must be between 0 seconds and 14 minutes (the Lambda limit less a margin); "
-            f"got {seconds} seconds"
+            "completion_timeout must be between 0 seconds and 55 minutes (CloudFormation waits an hour at most for a "
+            f"custom resource); got {seconds} seconds"
         )
     return seconds
 

@@ -20,6 +20,7 @@ from inference_experiment_stopper._function import TIMEOUT_MARGIN, StopperFuncti
 RESOURCE_TYPE = "Custom::InferenceExperimentStop"
 # How much longer than the function CloudFormation waits for an answer before failing the resource itself.
 SERVICE_TIMEOUT_MARGIN = Duration.minutes(1)
+MAX_SERVICE_TIMEOUT_SECONDS = 3600  # CloudFormation's limit for a custom resource
 
 
 class ModelVariantAction(StrEnum):
@@ -108,8 +109,10 @@ class InferenceExperimentStopper(Construct):
             stop_on_update: stop when a stack update changes this stopper's properties. Default: True.
             stop_on_delete: stop when this stopper is deleted (stack deletion included). Default: True.
             completion_timeout: how long an event waits for the experiment to reach Completed or Cancelled
-                (including waiting for a starting experiment to run). ``Duration.seconds(0)`` answers as soon
-                as SageMaker accepts the stop. At most 14 minutes. Default: 10 minutes.
+                and, after a Promote, for its endpoint to serve again (including waiting for a starting
+                experiment to run). ``Duration.seconds(0)`` answers as soon as SageMaker accepts the stop. Whole
+                seconds, at most 55 minutes; a wait longer than one run of the function goes on in the next.
+                Default: 30 minutes.
             function: the StopperFunction that carries the stop out, in this stopper's stack. Default: the
                 stack's default function, shared by every stopper given none.
 
@@ -150,7 +153,9 @@ class InferenceExperimentStopper(Construct):
             service_token=self._function.function.function_arn,
             resource_type=RESOURCE_TYPE,
             properties=properties,
-            service_timeout=timeout.plus(TIMEOUT_MARGIN).plus(SERVICE_TIMEOUT_MARGIN),
+            service_timeout=Duration.seconds(
+                min(timeout.plus(TIMEOUT_MARGIN).plus(SERVICE_TIMEOUT_MARGIN).to_seconds(), MAX_SERVICE_TIMEOUT_SECONDS)
+            ),
         )
         self._resource.node.add_dependency(*needs)
         if experiment is not None:
@@ -170,6 +175,11 @@ class InferenceExperimentStopper(Construct):
     def experiment_arn(self) -> str:
         """The experiment's ARN (a token: GetAtt InferenceExperimentArn)."""
         return self._resource.get_att_string("InferenceExperimentArn")
+
+    @property
+    def endpoint_status(self) -> str:
+        """The experiment's endpoint status after the stopper's last event (a token: GetAtt EndpointStatus)."""
+        return self._resource.get_att_string("EndpointStatus")
 
     @property
     def status(self) -> str:

@@ -21,6 +21,8 @@ ANSWER_RESERVE_SECONDS = 15
 # botocore's standard mode backs off with jitter; 8 attempts ride out a burst of throttling or 5xx. Control-plane
 # calls answer in well under a second: a hung connection is cut short and retried rather than waited on for 60 s.
 RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 8}, connect_timeout=5, read_timeout=20)
+# Handing a long wait on (an async Invoke, answered at once) must fit in lifecycle.HAND_ON_SECONDS.
+HAND_ON = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=3)
 
 helper = CfnResponder(log_level="INFO", sleep_on_delete=2)
 
@@ -28,8 +30,8 @@ helper = CfnResponder(log_level="INFO", sleep_on_delete=2)
 class SystemClock:
     """The real clock."""
 
-    def monotonic(self) -> float:
-        return time.monotonic()
+    def time(self) -> float:
+        return time.time()
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -42,6 +44,7 @@ def services() -> lifecycle.Services:
         sagemaker=boto3.client("sagemaker", config=RETRIES),
         cloudformation=boto3.client("cloudformation", config=RETRIES),
         clock=SystemClock(),
+        lambda_=boto3.client("lambda", config=HAND_ON),
     )
 
 
@@ -50,9 +53,12 @@ def services() -> lifecycle.Services:
 @helper.delete
 def on_event(event: dict[str, Any], context: Any) -> str:
     """Carry the event out; crhelper answers with the returned physical id and helper.Data, or FAILED on a raise."""
-    time_left = context.get_remaining_time_in_millis() / 1000 - ANSWER_RESERVE_SECONDS
+    budget = lifecycle.Budget(
+        time_left=context.get_remaining_time_in_millis() / 1000 - ANSWER_RESERVE_SECONDS,
+        function_arn=str(getattr(context, "invoked_function_arn", "")),
+    )
     try:
-        outcome = lifecycle.handle(event, services(), time_left)
+        outcome = lifecycle.handle(event, services(), budget)
     except StopFailed:
         raise
     except BotoCoreError as error:  # no region, no credentials, an endpoint out of reach: botocore's own sentences
@@ -64,6 +70,9 @@ def on_event(event: dict[str, Any], context: Any) -> str:
             f"The stop function failed unexpectedly ({type(error).__name__}) during the {event.get('RequestType')}; "
             "its log group has the details"
         ) from error
+    if outcome.silent:
+        helper.stay_silent()
+        return ""
     helper.Data.update(outcome.data)
     return outcome.physical_id
 

@@ -2,23 +2,28 @@
 
 `next_step` is the decision table (a plain function of the event and the experiment's status);
 `handle` carries one event out against SageMaker and CloudFormation, waiting on an injected clock.
-The README's lifecycle table says the same in prose, row for row.
+A wait longer than one run of the function is handed on: the function invokes itself with the event and
+a continuation record (the absolute deadline, whether the stop was sent, the link number), and only the
+last link answers. The README's lifecycle table says the same in prose, row for row.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 import rules
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from properties import InvalidProperties, StopDeclaration, StopFailed, parse, quote
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
+    from mypy_boto3_lambda.client import LambdaClient
     from mypy_boto3_sagemaker.client import SageMakerClient
     from mypy_boto3_sagemaker.type_defs import DescribeInferenceExperimentResponseTypeDef as Experiment
 
@@ -30,14 +35,22 @@ ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
 # Polling backs off to this cap so the answer reaches CloudFormation within 10 s of the final status.
 FIRST_POLL_SECONDS = 2.0
 MAX_POLL_SECONDS = 6.0
-# Updates that change only these say nothing new about the stop (e.g. the function was replaced).
-NOT_DECLARATIONS = frozenset({"ServiceToken", "ServiceTimeout"})
+# Only these properties declare the stop: an Update that changes none of them (a longer completion timeout,
+# StopOn, a replaced function) never stops anything.
+DECLARATIONS = frozenset({"Name", "ModelVariantActions", "DesiredModelVariants", "DesiredState", "Reason"})
+# The event key of the continuation record that a link of a long wait hands on to the next.
+CONTINUATION = "InferenceExperimentStopperContinuation"
+# Kept back from a run's time to hand the event on (the Lambda client's own retries fit in it).
+HAND_ON_SECONDS = 20.0
+ENDPOINT_FAILED = frozenset({"Failed", "UpdateRollbackFailed"})
+# Continuations this process has carried out, so that a duplicate delivery to a warm function is not run twice.
+_SEEN: deque[tuple[str, int]] = deque(maxlen=64)
 
 
 class Clock(Protocol):
-    """Time as the lifecycle sees it; tests pass a fake one."""
+    """Wall-clock time (epoch seconds, comparable across runs of the function); tests pass a fake one."""
 
-    def monotonic(self) -> float: ...
+    def time(self) -> float: ...
 
     def sleep(self, seconds: float) -> None: ...
 
@@ -49,6 +62,7 @@ class Services:
     sagemaker: SageMakerClient
     cloudformation: CloudFormationClient
     clock: Clock
+    lambda_: LambdaClient | None = None
 
     def parse(self, properties: object) -> StopDeclaration:
         """Properties parsed against the instance types of the SageMaker model this function's boto3 ships."""
@@ -56,16 +70,59 @@ class Services:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """What this run of the function may spend waiting, and the function to hand a longer wait on to."""
+
+    time_left: float
+    function_arn: str = ""
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Where a long wait stands when one run of the function hands it on to the next."""
+
+    deadline: float
+    stop_sent: bool
+    link: int
+
+    def record(self) -> dict[str, Any]:
+        return {"Deadline": self.deadline, "StopSent": self.stop_sent, "Link": self.link}
+
+    @classmethod
+    def of(cls, event: Mapping[str, Any]) -> Continuation | None:
+        """The event's continuation record, None for CloudFormation's own event.
+
+        Raises:
+            StopFailed: for a record this function did not write.
+        """
+        record = event.get(CONTINUATION)
+        if record is None:
+            return None
+        deadline, stop_sent, link = (record.get(k) if isinstance(record, Mapping) else None for k in cls._KEYS)
+        if not (isinstance(deadline, int | float) and isinstance(stop_sent, bool) and isinstance(link, int)):
+            raise StopFailed(f"The event's {CONTINUATION} is malformed ({quote(record)}): nothing was stopped")
+        return cls(float(deadline), stop_sent, link)
+
+    _KEYS = ("Deadline", "StopSent", "Link")
+
+
+class HandedOn(Exception):
+    """The wait was handed on to the next run of the function, which answers in this run's stead."""
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """A successful answer: the physical id and the Data CloudFormation's GetAtt reads."""
+    """A successful answer (the physical id and the Data CloudFormation's GetAtt reads), or none from this run."""
 
     physical_id: str
     arn: str = ""
     status: str = "Unknown"
+    endpoint_status: str = ""
+    silent: bool = False  # a later link of the wait answers, or the copy of this continuation already did
 
     @property
     def data(self) -> dict[str, str]:
-        return {"InferenceExperimentArn": self.arn, "Status": self.status}
+        return {"InferenceExperimentArn": self.arn, "Status": self.status, "EndpointStatus": self.endpoint_status}
 
 
 class Step(Enum):
@@ -91,6 +148,8 @@ def next_step(request_type: str, experiment: Experiment, *, promotes: bool, stop
     if status in STOPPED:
         if request_type == "Update" and promotes and not stopping:
             raise StopFailed(f"Inference experiment {name} is already {status}: its shadow can no longer be promoted")
+        if stopping and promotes and not endpoint_settled(experiment):
+            return Step.WAIT  # the promotion is an endpoint update: wait until the endpoint serves it
         return Step.DONE
     if stopping or status in WAITING_TO_RUN or status == "Stopping":
         return Step.WAIT
@@ -105,6 +164,20 @@ def next_step(request_type: str, experiment: Experiment, *, promotes: bool, stop
     raise StopFailed(f"Inference experiment {name} is in an unexpected status {status!r}: not stopped")
 
 
+def endpoint_settled(experiment: Experiment) -> bool:
+    """Whether the experiment's endpoint is InService again, or has failed (its FailureReason says why).
+
+    EndpointStatus is optional in the service model (*unverified* whether SageMaker always reports it here):
+    an endpoint whose status is not reported is not taken to be serving, so the wait goes on to the deadline.
+    """
+    endpoint = experiment.get("EndpointMetadata", {})
+    return (
+        endpoint.get("EndpointStatus") == "InService"
+        or endpoint.get("EndpointStatus") in ENDPOINT_FAILED
+        or bool(endpoint.get("FailureReason"))
+    )
+
+
 def poll_delays() -> Iterator[float]:
     """Seconds between DescribeInferenceExperiment calls: quick at first, then every MAX_POLL_SECONDS."""
     delay = FIRST_POLL_SECONDS
@@ -113,26 +186,51 @@ def poll_delays() -> Iterator[float]:
         delay = min(delay * 1.5, MAX_POLL_SECONDS)
 
 
-def handle(event: Mapping[str, Any], services: Services, time_left: float) -> Outcome:
-    """Carry out one CloudFormation event.
+def handle(event: Mapping[str, Any], services: Services, budget: Budget) -> Outcome:
+    """Carry out one CloudFormation event, or one link of a wait handed on from an earlier run.
 
     Args:
-        event: the custom-resource event.
+        event: the custom-resource event (with a continuation record after the first link).
         services: AWS clients and clock.
-        time_left: seconds the function may still spend before it must answer; waiting stops at the
-            declared completion timeout or at this, whichever comes first.
+        budget: how long this run may wait before it must answer or hand the wait on, and its function's ARN.
 
     Raises:
         StopFailed: the event is answered FAILED with this reason.
     """
     request_type = event.get("RequestType")
-    if request_type == "Create":
-        return _create(services.parse(event.get("ResourceProperties")), services)
-    if request_type == "Update":
-        return _update(event, services, time_left)
-    if request_type == "Delete":
-        return _delete(event, services, time_left)
+    try:
+        continuation = Continuation.of(event)
+        if continuation is not None:
+            return _go_on(event, continuation, services, budget)
+        if request_type == "Create":
+            return _create(services.parse(event.get("ResourceProperties")), services)
+        if request_type == "Update":
+            return _update(event, services, budget)
+        if request_type == "Delete":
+            return _delete(event, services, budget)
+    except HandedOn:
+        return Outcome("", silent=True)
     raise StopFailed(f"Unknown RequestType {quote(request_type)}: nothing was stopped")
+
+
+def _go_on(event: Mapping[str, Any], continuation: Continuation, services: Services, budget: Budget) -> Outcome:
+    """A later link: wait on where the last run left off (never a second stop once one was sent)."""
+    request_type = event.get("RequestType")
+    if request_type not in ("Update", "Delete"):
+        raise StopFailed(f"A continuation of a {quote(request_type)} event cannot be: nothing was stopped")
+    seen = (str(event.get("RequestId")), continuation.link)
+    if seen in _SEEN:
+        logger.warning("Link %d of request %s was delivered twice; this copy does nothing", seen[1], seen[0])
+        return Outcome("", silent=True)
+    _SEEN.append(seen)
+    declaration = services.parse(event.get("ResourceProperties"))
+    logger.info(
+        "Link %d goes on waiting for %s (stop sent: %s)", continuation.link, declaration.name, continuation.stop_sent
+    )
+    experiment = _describe_existing(declaration.name, services)
+    physical_id = declaration.name if request_type == "Update" else str(event.get("PhysicalResourceId"))
+    waited = _stop_and_wait(declaration, request_type, experiment, services, budget, event, continuation)
+    return replace(_outcome(waited), physical_id=physical_id)
 
 
 def _create(declaration: StopDeclaration, services: Services) -> Outcome:
@@ -143,7 +241,7 @@ def _create(declaration: StopDeclaration, services: Services) -> Outcome:
     return _outcome(experiment)
 
 
-def _update(event: Mapping[str, Any], services: Services, time_left: float) -> Outcome:
+def _update(event: Mapping[str, Any], services: Services, budget: Budget) -> Outcome:
     properties: Any = event.get("ResourceProperties")  # services.parse() refuses anything but an object
     physical_id = event.get("PhysicalResourceId")
     if not isinstance(physical_id, str) or not physical_id:
@@ -163,15 +261,15 @@ def _update(event: Mapping[str, Any], services: Services, time_left: float) -> O
         # Without the old declaration there is no telling whether the stop was asked for: fail safe, stop nothing.
         raise StopFailed(f"OldResourceProperties must be an object; got {quote(old)}: nothing was stopped")
     changed = {key for key in {*properties, *old} if properties.get(key) != old.get(key)}
-    if changed and changed <= NOT_DECLARATIONS:
+    if not changed & DECLARATIONS:
         logger.info(
             "Only %s changed; the declared stop did not, so %s is not stopped", sorted(changed), declaration.name
         )
         return _outcome(experiment)
-    return _outcome(_stop_and_wait(declaration, "Update", experiment, services, time_left))
+    return _outcome(_stop_and_wait(declaration, "Update", experiment, services, budget, event))
 
 
-def _delete(event: Mapping[str, Any], services: Services, time_left: float) -> Outcome:  # noqa: PLR0911 (one per row)
+def _delete(event: Mapping[str, Any], services: Services, budget: Budget) -> Outcome:  # noqa: PLR0911 (one per row)
     physical_id = event.get("PhysicalResourceId")
     if not isinstance(physical_id, str) or not physical_id:
         logger.warning("The Delete has no PhysicalResourceId (got %s): nothing to stop", quote(physical_id))
@@ -201,7 +299,7 @@ def _delete(event: Mapping[str, Any], services: Services, time_left: float) -> O
     except InvalidProperties as error:
         logger.warning("Not stopping on Delete: %s", error)
         return _outcome(experiment)
-    return _outcome(_stop_and_wait(declaration, "Delete", experiment, services, time_left))
+    return _outcome(_stop_and_wait(declaration, "Delete", experiment, services, budget, event))
 
 
 def check_variants(declaration: StopDeclaration, experiment: Experiment) -> None:
@@ -229,18 +327,31 @@ def check_variants(declaration: StopDeclaration, experiment: Experiment) -> None
             )
 
 
-def _stop_and_wait(
-    declaration: StopDeclaration, request_type: str, experiment: Experiment, services: Services, time_left: float
+def _stop_and_wait(  # noqa: PLR0917 (the wait's whole context)
+    declaration: StopDeclaration,
+    request_type: str,
+    experiment: Experiment,
+    services: Services,
+    budget: Budget,
+    event: Mapping[str, Any],
+    continuation: Continuation | None = None,
 ) -> Experiment:
+    """Stop (once) and wait until the experiment has stopped and, for a Promote, its endpoint serves again.
+
+    Raises:
+        HandedOn: the wait goes on in the next run of the function, which answers.
+        StopFailed: where the event must be answered FAILED.
+    """
     clock = services.clock
-    started = clock.monotonic()
-    deadline = started + max(0.0, min(declaration.completion_timeout_seconds, time_left))
+    deadline = continuation.deadline if continuation else clock.time() + declaration.completion_timeout_seconds
+    run_ends = clock.time() + max(0.0, budget.time_left)
+    stopping = continuation.stop_sent if continuation else False
     delays = poll_delays()
-    stopping = False
     while True:
         stopping = stopping or experiment["Status"] == "Stopping"
         step = next_step(request_type, experiment, promotes=declaration.promotes, stopping=stopping)
         if step is Step.DONE:
+            _verify(declaration, request_type, experiment, stopping=stopping)
             return experiment
         if step is Step.STOP:
             conflict = _stop(declaration, services)
@@ -249,11 +360,100 @@ def _stop_and_wait(
             if conflict is not None and experiment["Status"] not in {"Stopping", *STOPPED}:
                 raise StopFailed(f"SageMaker would not stop {declaration.name}: {conflict}")
             continue
-        left = deadline - clock.monotonic()
-        if left <= 0:
-            return _timed_out(declaration, request_type, experiment, stopping, clock.monotonic() - started)
-        clock.sleep(min(next(delays), left))
+        now = clock.time()
+        if deadline - now <= 0:
+            waited = declaration.completion_timeout_seconds - (deadline - now)
+            return _timed_out(declaration, request_type, experiment, stopping, waited)
+        delay = min(next(delays), deadline - now)
+        if now + delay > run_ends - HAND_ON_SECONDS:
+            link = continuation.link + 1 if continuation else 2
+            _hand_on(event, Continuation(deadline, stopping, link), declaration, request_type, services, budget)
+            return experiment  # a Delete whose hand-on failed answers now
+        clock.sleep(delay)
         experiment = _describe_existing(declaration.name, services)
+
+
+def _hand_on(  # noqa: PLR0917 (the wait's whole context)
+    event: Mapping[str, Any],
+    continuation: Continuation,
+    declaration: StopDeclaration,
+    request_type: str,
+    services: Services,
+    budget: Budget,
+) -> None:
+    """Invoke this function again, asynchronously, with the event and where the wait stands.
+
+    Raises:
+        HandedOn: once the next run has been invoked.
+        StopFailed: where the hand-on failed on an Update (a Delete returns, and answers at once).
+    """
+    payload = {
+        **{key: value for key, value in event.items() if key != CONTINUATION},
+        CONTINUATION: continuation.record(),
+    }
+    try:
+        if services.lambda_ is None or not budget.function_arn:
+            raise RuntimeError("no Lambda client or function ARN to invoke")
+        services.lambda_.invoke(
+            FunctionName=budget.function_arn, InvocationType="Event", Payload=json.dumps(payload).encode()
+        )
+    except (ClientError, BotoCoreError, RuntimeError) as error:
+        why = (
+            str(_failure(error, "lambda:InvokeFunction", "the function itself"))
+            if isinstance(error, ClientError)
+            else str(error)
+        )
+        sent = "the stop was accepted and may still complete" if continuation.stop_sent else "nothing was stopped"
+        summary = f"Could not hand the wait for {declaration.name} on to the function's next run ({why}); {sent}"
+        if request_type == "Delete":
+            logger.warning("%s; answering the Delete anyway (teardown must not stick)", summary)
+            return
+        raise StopFailed(summary) from error
+    logger.info(
+        "Handed the wait for %s on to link %d; %.0f s left before the deadline",
+        declaration.name,
+        continuation.link,
+        continuation.deadline - services.clock.time(),
+    )
+    raise HandedOn
+
+
+def _verify(declaration: StopDeclaration, request_type: str, experiment: Experiment, *, stopping: bool) -> None:
+    """After a stop this event waited through, the experiment must have ended as declared, its endpoint serving.
+
+    Raises:
+        StopFailed: on an Update that did not end as declared (a Delete logs a warning and succeeds).
+    """
+    name, status = declaration.name, experiment["Status"]
+    reason = experiment.get("StatusReason")
+    if reason:
+        logger.info("SageMaker's reason for %s being %s: %s", name, status, reason)
+    if not stopping:
+        if request_type == "Delete" and declaration.promotes and status in STOPPED:
+            logger.warning(
+                "Inference experiment %s had already ended (%s) on its own: the declared promotion never happened, "
+                "and its endpoint went back to its production variant",
+                name,
+                status,
+            )
+        return
+    problems = []
+    declared = declaration.desired_state or "Completed"
+    if status != declared:
+        problems.append(f"ended {status}, not {declared} as declared" + (f" ({reason})" if reason else ""))
+    endpoint = experiment.get("EndpointMetadata", {})
+    if declaration.promotes and (endpoint.get("EndpointStatus") in ENDPOINT_FAILED or endpoint.get("FailureReason")):
+        problems.append(
+            f"its endpoint {endpoint.get('EndpointName')} is {endpoint.get('EndpointStatus', 'not reported')}: "
+            f"{endpoint.get('FailureReason') or 'SageMaker gave no reason'}"
+        )
+    if not problems:
+        return
+    message = f"Inference experiment {name} " + "; ".join(problems)
+    if request_type == "Delete":
+        logger.warning("%s; answering the Delete anyway (teardown must not stick)", message)
+        return
+    raise StopFailed(message)
 
 
 def _stop(declaration: StopDeclaration, services: Services) -> str | None:
@@ -274,6 +474,12 @@ def _timed_out(
 ) -> Experiment:
     status = experiment["Status"]
     summary = f"Inference experiment {declaration.name} is still {status} after {waited:.0f} s"
+    if status in STOPPED:
+        endpoint = experiment.get("EndpointMetadata", {})
+        summary = (
+            f"Inference experiment {declaration.name} is {status}, but its endpoint {endpoint.get('EndpointName')} "
+            f"is still {endpoint.get('EndpointStatus', 'not reported')} after {waited:.0f} s"
+        )
     if request_type == "Delete":
         # A stop is irreversible and teardown must not stick: succeed, loudly.
         logger.warning("%s; answering the Delete anyway (%s)", summary, "stop accepted" if stopping else "NOT stopped")
@@ -340,7 +546,8 @@ def _rollback_outcome(properties: object, physical_id: str, services: Services) 
 
 
 def _outcome(experiment: Experiment) -> Outcome:
-    return Outcome(experiment["Name"], experiment["Arn"], experiment["Status"])
+    endpoint_status = experiment.get("EndpointMetadata", {}).get("EndpointStatus", "")
+    return Outcome(experiment["Name"], experiment["Arn"], experiment["Status"], endpoint_status)
 
 
 def _code(error: ClientError) -> str:

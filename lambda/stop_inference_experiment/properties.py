@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     )
 
 STOP_EVENTS = ("Update", "Delete")
-MAX_COMPLETION_TIMEOUT_SECONDS = 840
+# CloudFormation waits at most an hour for a custom resource; 55 minutes leaves the answer its margin.
+MAX_COMPLETION_TIMEOUT_SECONDS = 3300
 COUNT = re.compile(r"\d{1,9}")
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from crhelper import log_helper
 from crhelper.resource_helper import FAILED, CfnResource
 
 logger = logging.getLogger(__name__)
@@ -151,10 +152,12 @@ class CfnResponder(CfnResource):
         self._ssl_verify = None
         self._answer_lock = threading.Lock()
         self._answered = False
+        self._silent = False
 
     def __call__(self, event: Any, context: Any) -> None:
         with self._answer_lock:
             self._answered = False
+            self._silent = False
         url = event.get("ResponseURL") if isinstance(event, dict) else None
         if not isinstance(url, str) or urlsplit(url).scheme not in ("https", "http"):
             logger.error("The event has no URL to answer to: it cannot be answered, and nothing was done")
@@ -164,6 +167,8 @@ class CfnResponder(CfnResource):
         event = {key: value for key, value in event.items() if not key.startswith("CrHelper")}
         problem = envelope_problem(event)
         if problem:
+            log_helper.setup(self._log_level, boto_level=self._boto_level, formatter_cls=None)  # as crhelper does
+            logger.debug("The event: %s", event)  # the ResponseURL redacted, as in crhelper's records
             self._answer_malformed(event, url, problem)
             return
         super().__call__(event, context)
@@ -177,9 +182,21 @@ class CfnResponder(CfnResource):
         )
         self._send(FAILED, problem)
 
+    def stay_silent(self) -> None:
+        """This run does not answer the event: it handed the wait on to the next run, which will."""
+        with self._answer_lock:
+            self._silent = True
+
+    def _wait_for_cwlogs(self, sleep: Any = time.sleep) -> None:
+        if not self._silent:  # crhelper's pause before answering a Delete; a run that does not answer skips it
+            super()._wait_for_cwlogs(sleep)  # type: ignore[misc]  # crhelper's stub leaves its private methods out
+
     def _send(self, status: str | None = None, reason: str = "", send_response: object = None) -> None:
         """Answer CloudFormation once per event (crhelper calls this from the handler, its error path, its timer)."""
         with self._answer_lock:
+            if self._silent:
+                logger.info("Not answering %s: the next run of the function goes on waiting and answers", status or "")
+                return
             if self._answered:
                 logger.warning("This event was answered already; not answering %s again", status or self.Status)
                 return
