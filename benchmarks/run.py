@@ -43,6 +43,7 @@ from simulated import answer_delay  # noqa: E402
 SIZES = (1, 10, 100)
 SYNTH_RUNS = 5
 IMPORT_RUNS = 15
+GUARD_RUNS = 1000
 ACTIONS = {"shadow": "Promote", "production": "Remove"}
 
 
@@ -257,7 +258,10 @@ def cold_start_and_assets_section(work: Path) -> Iterator[str]:
     for label, runs in (
         ("`import boto3` alone (the floor)", floor),
         ("`import index` (the handler, crhelper included)", handler),
-        ("`import index` + the first event's two clients (sagemaker, cloudformation)", first_event),
+        (
+            "`import index` + the first event's clients (sagemaker, cloudformation; lambda and cloudwatch on use)",
+            first_event,
+        ),
         ("for reference: crhelper's own `CfnResource()` (builds lambda, events, logs clients)", crhelper_default),
     ):
         yield f"| {label} | {spread(runs)} | {statistics.median(runs) / base:.2f} |"
@@ -305,6 +309,45 @@ def answer_section() -> Iterator[str]:
     )
 
 
+def guard_section() -> Iterator[str]:
+    yield "## 5. Cost of a promotion guard\n"
+    yield (
+        "The same simulated 5-minute promotion, declared without and with a `PromotionGuard` (latency p99 ratio, "
+        "error rate, a one-day window) that the simulated metrics pass. Calls and time are counted exactly on the "
+        "fake clock; the judging itself (building the queries, reading the figures, the verdict) is timed in "
+        f"process, median of {GUARD_RUNS} runs.\n"
+    )
+    plain, guarded = answer_delay(300), answer_delay(300, guarded=True)
+    yield "| declaration | SageMaker calls | CloudWatch calls | answer after the endpoint serves (s) | Decision |"
+    yield "|---|---:|---:|---:|---|"
+    for label, answer in (("no guard", plain), ("with a guard", guarded)):
+        yield (
+            f"| {label} | {answer.sagemaker_calls} | {answer.cloudwatch_calls} | {answer.delay:.1f} "
+            f"| `{answer.decision}` |"
+        )
+    yield (
+        f"\nExtra: {guarded.cloudwatch_calls} `GetMetricData` call (both variants, four metrics each, one period) and "
+        f"{guarded.delay - plain.delay:+.1f} s on the simulated clock (the guard waits for nothing); judging takes "
+        f"{judging_milliseconds():.3f} ms of CPU.\n"
+    )
+
+
+def judging_milliseconds() -> float:
+    import metrics
+    from properties import Guard
+
+    guard = Guard("p99", 1000, "Fail", max_latency_ratio=1.1, max_error_rate=0.001)
+    values = {"Latency": [28_000.0], "Invocations": [15_000.0], "Errors5xx": [3.0], "ModelErrors": [0.0]}
+    results = [{"Id": f"{role}{name}", "Values": v} for role in ("shadow", "production") for name, v in values.items()]
+    runs = []
+    for _ in range(GUARD_RUNS):
+        started = time.perf_counter()
+        metrics.queries("endpoint", {"shadow": "shadow", "production": "production"}, "p99", 86400)
+        metrics.judge(guard, metrics.figures(results, "shadow"), metrics.figures(results, "production"))
+        runs.append((time.perf_counter() - started) * 1000)
+    return statistics.median(runs)
+
+
 def environment() -> Iterator[str]:
     node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
     yield "## Machine\n"
@@ -329,6 +372,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         lines += cold_start_and_assets_section(Path(folder))
     lines += answer_section()
+    lines += guard_section()
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
     print(f"wrote {ROOT / 'BENCHMARKS.md'}")
 

@@ -39,6 +39,27 @@ class SimulatedCloudFormation:
         return {"Stacks": [{"StackName": "ShadowTestStack", "StackStatus": "UPDATE_IN_PROGRESS"}]}
 
 
+class SimulatedCloudWatch:
+    """Answers GetMetricData with a shadow that beats production, and counts the calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def get_metric_data(self, MetricDataQueries: list[dict[str, Any]], **_: Any) -> dict[str, Any]:  # noqa: N803
+        self.calls += 1
+        values = {"Latency": 28_000.0, "Invocations": 15_000.0, "Errors5xx": 3.0, "ModelErrors": 0.0}
+        results = []
+        for query in MetricDataQueries:
+            role = "shadow" if query["Id"].startswith("shadow") else "production"
+            name = query["Id"].removeprefix(role)
+            value = values[name] * (1.1 if role == "production" else 1.0)
+            results.append({"Id": query["Id"], "Values": [value], "StatusCode": "Complete"})
+        return {"MetricDataResults": results}
+
+
+GUARD = {"MaxLatencyRatio": "1.1", "LatencyStatistic": "p99", "MaxErrorRate": "0.001", "WindowSeconds": "86400"}
+
+
 class RecordingLambda:
     """Takes the hand-on Invoke as Lambda's async queue would."""
 
@@ -56,18 +77,25 @@ class Answer:
     links: int
     sagemaker_calls: int
     status: str
+    cloudwatch_calls: int = 0
+    decision: str = ""
 
 
-def answer_delay(promotion_takes: float, completion_timeout: int = 3300) -> Answer:
-    """An Update that promotes, where the endpoint serves the shadow `promotion_takes` seconds after the stop."""
+def answer_delay(promotion_takes: float, completion_timeout: int = 3300, *, guarded: bool = False) -> Answer:
+    """An Update that promotes, where the endpoint serves the shadow `promotion_takes` seconds after the stop.
+
+    With `guarded`, the declaration has a promotion guard, which the simulated metrics pass.
+    """
     clock = Clock()
     experiment = ExperimentOnAClock(
         clock, stop_takes=promotion_takes - ENDPOINT_UPDATE_SECONDS, endpoint_takes=ENDPOINT_UPDATE_SECONDS
     )
-    invoker = RecordingLambda()
-    services = lifecycle.Services(experiment.client, SimulatedCloudFormation(), clock, invoker)  # type: ignore[arg-type]
+    invoker, cloudwatch = RecordingLambda(), SimulatedCloudWatch()
+    services = lifecycle.Services(experiment.client, SimulatedCloudFormation(), clock, invoker, cloudwatch)  # type: ignore[arg-type]
     event: dict[str, Any] = json.loads(EVENT.read_text())
     event["ResourceProperties"]["CompletionTimeoutSeconds"] = str(completion_timeout)
+    if guarded:
+        event["ResourceProperties"]["PromotionGuard"] = GUARD
     event["RequestId"] = str(uuid.uuid4())  # each CloudFormation event has its own
     links = 0
     while True:
@@ -82,4 +110,11 @@ def answer_delay(promotion_takes: float, completion_timeout: int = 3300) -> Answ
         clock.sleep(DELIVERY_SECONDS)
     if outcome.status != "Completed" or outcome.endpoint_status != "InService":
         raise RuntimeError(f"the simulated promotion did not complete: {outcome}")
-    return Answer(clock.time() - experiment.serving_at, links, len(experiment.calls), outcome.status)
+    return Answer(
+        clock.time() - experiment.serving_at,
+        links,
+        len(experiment.calls),
+        outcome.status,
+        cloudwatch.calls,
+        outcome.decision,
+    )

@@ -15,9 +15,11 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 from inference_experiment_stopper import (
     DesiredState,
+    GuardFailure,
     InferenceExperimentStopper,
     ModelVariantAction,
     ModelVariantConfig,
+    PromotionGuard,
 )
 
 
@@ -139,10 +141,19 @@ class ShadowTestStack(cdk.Stack):
             desired_state=DesiredState.COMPLETED,
             reason=reason,
             stop_on_update=stop_on_update,
-            completion_timeout=cdk.Duration.minutes(10),
+            completion_timeout=cdk.Duration.minutes(30),
+            # Promote only a shadow at least as fast (p99) and as reliable as production, measured over the test.
+            promotion_guard=PromotionGuard(
+                max_latency_ratio=1.0,
+                latency_statistic="p99",
+                max_error_rate=0.001,
+                min_invocations=1000,
+                on_failure=GuardFailure.FAIL,
+            ),
         )
         cdk.CfnOutput(self, "ExperimentArn", value=stopper.experiment_arn)
         cdk.CfnOutput(self, "ExperimentStatus", value=stopper.status)
+        cdk.CfnOutput(self, "PromotionDecision", value=stopper.decision)
         # Where every stop is logged: `aws logs tail <this> --follow` during a deploy that stops the test.
         cdk.CfnOutput(self, "StopperLogGroup", value=stopper.log_group.log_group_name)
 

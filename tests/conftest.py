@@ -35,11 +35,14 @@ def load_event(request_type: str) -> dict[str, Any]:
     return copy.deepcopy(event)
 
 
+CLOCK_START = 1_795_000_000.0  # 2026-11-18, so that windows of metrics are real dates
+
+
 class FakeClock:
     """Monotonic time that only moves when the code under test sleeps."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = CLOCK_START
         self.sleeps: list[float] = []
 
     def time(self) -> float:

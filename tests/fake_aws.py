@@ -2,9 +2,11 @@
 
 SageMaker (JSON 1.1, `X-Amz-Target: SageMaker.<Operation>`): DescribeInferenceExperiment and
 StopInferenceExperiment over a tiny state machine. CloudFormation (query protocol, XML): DescribeStacks.
-Lambda (REST-JSON): Invoke, recorded and answered 202 as an async invocation is. Point a client at it with
-`endpoint_url`, or a process with AWS_ENDPOINT_URL_SAGEMAKER / AWS_ENDPOINT_URL_CLOUDFORMATION /
-AWS_ENDPOINT_URL_LAMBDA. Loopback only; it stops with its context manager.
+Lambda (REST-JSON): Invoke, recorded and answered 202 as an async invocation is. CloudWatch (JSON 1.0,
+`X-Amz-Target: GraniteServiceVersion20100801.<Operation>`, the protocol botocore picks among those the
+model offers): GetMetricData, answered with `metric_values`. Point a client at it with `endpoint_url`, or a
+process with AWS_ENDPOINT_URL_SAGEMAKER / _CLOUDFORMATION / _LAMBDA / _CLOUDWATCH. Loopback only; it stops
+with its context manager.
 """
 
 from __future__ import annotations
@@ -18,6 +20,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+CLOUDWATCH_TARGET = "GraniteServiceVersion20100801."
+# A shadow that beats production: query id -> datapoints (ModelLatency in microseconds).
+GOOD_METRICS = {
+    "shadowLatency": [28_000.0],
+    "shadowInvocations": [15_000.0],
+    "shadowErrors5xx": [3.0],
+    "shadowModelErrors": [0.0],
+    "productionLatency": [30_100.0],
+    "productionInvocations": [15_200.0],
+    "productionErrors5xx": [4.0],
+    "productionModelErrors": [1.0],
+}
+
 
 @dataclass
 class FakeAws:
@@ -28,6 +43,8 @@ class FakeAws:
     stack_status: str = "UPDATE_IN_PROGRESS"
     describes_while_stopping: int = 1
     errors: list[tuple[int, str, str]] = field(default_factory=list)  # (HTTP status, code, message), used first
+    cloudwatch_errors: list[tuple[int, str, str]] = field(default_factory=list)  # the same, for CloudWatch
+    metric_values: dict[str, list[float]] = field(default_factory=lambda: dict(GOOD_METRICS))
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     invocations: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (function, type, payload)
     _stopping_left: dict[str, int] = field(default_factory=dict)
@@ -99,6 +116,9 @@ def fake_aws(state: FakeAws | None = None) -> Iterator[FakeAws]:
                 self._reply(202, "", "application/json")
                 return
             target = self.headers.get("X-Amz-Target", "")
+            if target.startswith(CLOUDWATCH_TARGET):
+                self._cloudwatch(target.removeprefix(CLOUDWATCH_TARGET), json.loads(body or b"{}"))
+                return
             if target.startswith("SageMaker."):
                 operation, request = target.removeprefix("SageMaker."), json.loads(body or b"{}")
                 aws.requests.append((operation, request))
@@ -112,6 +132,24 @@ def fake_aws(state: FakeAws | None = None) -> Iterator[FakeAws]:
             form = {key: values[0] for key, values in parse_qs(body.decode()).items()}
             aws.requests.append((form.get("Action", ""), form))
             self._reply(200, aws.describe_stacks(form.get("StackName", "")), "text/xml")
+
+        def _cloudwatch(self, operation: str, request: dict[str, Any]) -> None:
+            aws.requests.append((operation, request))
+            if aws.cloudwatch_errors:
+                status, code, message = aws.cloudwatch_errors.pop(0)
+                self._reply(status, json.dumps({"__type": code, "message": message}), "application/x-amz-json-1.0")
+                return
+            results = [
+                {
+                    "Id": query["Id"],
+                    "Timestamps": [request["EndTime"]] * len(values),
+                    "Values": values,
+                    "StatusCode": "Complete",
+                }
+                for query in request["MetricDataQueries"]
+                for values in [aws.metric_values.get(query["Id"], [])]
+            ]
+            self._reply(200, json.dumps({"MetricDataResults": results}), "application/x-amz-json-1.0")
 
         def _reply(self, status: int, text: str, content_type: str) -> None:
             data = text.encode()

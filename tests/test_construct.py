@@ -23,6 +23,7 @@ from inference_experiment_stopper import (
     InferenceExperimentStopper,
     ModelVariantAction,
     ModelVariantConfig,
+    PromotionGuard,
     StopperFunction,
 )
 from inference_experiment_stopper._asset import HANDLER_DIR
@@ -470,6 +471,7 @@ def test_bundles_the_handler_and_crhelper_without_docker() -> None:
     assert files == {
         "index.py",
         "lifecycle.py",
+        "metrics.py",
         "properties.py",
         "responder.py",
         "rules.py",
@@ -663,7 +665,7 @@ def test_fails_when_the_experiment_name_is_off_the_pattern() -> None:
 
 
 # The first policy also holds the function's own two statements, so it has room for fewer experiments.
-@pytest.mark.parametrize(("name_length", "per_policy"), [(15, [58, 42]), (120, [27, 30, 30, 13])])
+@pytest.mark.parametrize(("name_length", "per_policy"), [(15, [57, 43]), (120, [26, 30, 30, 14])])
 def test_a_hundred_stoppers_stay_within_iam_quotas(name_length: int, per_policy: list[int]) -> None:
     stack = new_stack()
     for index in range(100):
@@ -690,13 +692,13 @@ def test_three_hundred_stoppers_with_forty_character_names_fit_one_role() -> Non
 
 def test_fails_when_a_stack_names_more_experiments_than_one_role_may_be_allowed() -> None:
     stack = new_stack()
-    for index in range(297):  # 30 of the longest names fill a managed policy (27 the first); a role may have 10
+    for index in range(296):  # 30 of the longest names fill a managed policy (26 the first); a role may have 10
         name = f"{index:03d}-".ljust(120, "x")
         InferenceExperimentStopper(stack, f"S{index}", experiment_name=name, model_variant_actions={"s": "Retain"})
 
     message = (
         "The stoppers of Stack/InferenceExperimentStopperFunction name more inference experiments than IAM lets one "
-        "role be allowed (297 ARNs fill its 10 managed policies); give some of them another StopperFunction, or put "
+        "role be allowed (296 ARNs fill its 10 managed policies); give some of them another StopperFunction, or put "
         "them in another stack"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
@@ -811,3 +813,133 @@ def test_fails_when_the_function_is_in_another_stack() -> None:
 def test_fails_when_a_stopper_function_prop_is_bad(props: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         StopperFunction(new_stack(), "Stopper", **props)
+
+
+GUARD = PromotionGuard(
+    max_latency_ratio=1.1, latency_statistic="p99", max_error_rate=0.001, window=cdk.Duration.days(1)
+)
+
+
+def test_a_promotion_guard_is_written_as_one_property_and_read_with_its_own_permission() -> None:
+    stack = new_stack()
+    stopper = InferenceExperimentStopper(stack, "Stopper", **FULL, promotion_guard=GUARD)
+    template = Template.from_stack(stack)
+
+    assert stopper_properties(template)["PromotionGuard"] == {
+        "MaxLatencyRatio": 1.1,
+        "LatencyStatistic": "p99",
+        "MaxErrorRate": 0.001,
+        "MinInvocations": 1000,
+        "WindowSeconds": 86400,
+        "OnFailure": "Fail",
+    }
+    [policy] = template.find_resources("AWS::IAM::ManagedPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert {"Action": "cloudwatch:GetMetricData", "Effect": "Allow", "Resource": "*"} in statements
+    logical_id = stack.get_logical_id(stopper.node.find_child("Resource").node.default_child)  # type: ignore[arg-type]
+    assert stack.resolve(stopper.decision) == {"Fn::GetAtt": [logical_id, "Decision"]}
+
+
+def test_without_a_guard_the_function_gets_no_cloudwatch_permission() -> None:
+    template = template_of(**FULL)
+    assert "cloudwatch" not in json.dumps(template.find_resources("AWS::IAM::ManagedPolicy"))
+    assert "PromotionGuard" not in stopper_properties(template)
+
+
+def test_only_the_function_with_a_guarded_stopper_may_read_metrics() -> None:
+    stack = new_stack()
+    guarded = StopperFunction(stack, "Guarded")
+    InferenceExperimentStopper(stack, "Plain", experiment_name="plain", model_variant_actions={"s": "Promote"})
+    InferenceExperimentStopper(
+        stack,
+        "WithGuard",
+        experiment_name="guarded",
+        model_variant_actions={"s": "Promote"},
+        promotion_guard=PromotionGuard(max_error_rate=0.01),
+        function=guarded,
+    )
+    template = Template.from_stack(stack)
+
+    readers = [
+        policy["Properties"]["Roles"][0]["Ref"]
+        for policy in template.find_resources("AWS::IAM::ManagedPolicy").values()
+        if "cloudwatch:GetMetricData" in json.dumps(policy)
+    ]
+    assert readers == [stack.get_logical_id(guarded.role.node.default_child)]  # type: ignore[arg-type]
+
+
+BAD_GUARDS = [
+    pytest.param(
+        PromotionGuard(),
+        "promotion_guard needs at least one of max_latency_ratio, max_error_rate, max_error_rate_ratio",
+        id="no-threshold",
+    ),
+    pytest.param(
+        PromotionGuard(max_latency_ratio=0),
+        "promotion_guard.max_latency_ratio must be a number above 0; got 0",
+        id="zero-ratio",
+    ),
+    pytest.param(
+        PromotionGuard(max_error_rate_ratio=-1.5),
+        "promotion_guard.max_error_rate_ratio must be a number above 0; got -1.5",
+        id="negative-ratio",
+    ),
+    pytest.param(
+        PromotionGuard(max_error_rate=1.5),
+        "promotion_guard.max_error_rate must be a number from 0 to 1; got 1.5",
+        id="error-rate-over-1",
+    ),
+    pytest.param(
+        PromotionGuard(max_error_rate=0.1, latency_statistic="p100"),
+        "promotion_guard.latency_statistic must "
+        "be Average, Minimum, Maximum or a percentile such as p99 or p99.9; got 'p100'",
+        id="p100",
+    ),
+    pytest.param(
+        PromotionGuard(max_error_rate=0.1, latency_statistic="Median"),
+        "promotion_guard.latency_statistic "
+        "must be Average, Minimum, Maximum or a percentile such as p99 or p99.9; got 'Median'",
+        id="median",
+    ),
+    pytest.param(
+        PromotionGuard(max_error_rate=0.1, min_invocations=0),
+        "promotion_guard.min_invocations must be a whole number of at least 1; got 0",
+        id="no-invocations",
+    ),
+    pytest.param(
+        PromotionGuard(max_error_rate=0.1, window=cdk.Duration.minutes(4)),
+        "promotion_guard.window must be whole seconds from 5 minutes to 15 days; got 240 seconds",
+        id="short-window",
+    ),
+    pytest.param(
+        PromotionGuard(max_error_rate=0.1, window=cdk.Duration.days(16)),
+        "promotion_guard.window must be whole seconds from 5 minutes to 15 days; got 1.3824e+06 seconds",
+        id="long-window",
+    ),
+    pytest.param(
+        PromotionGuard(max_error_rate=0.1, on_failure="Ignore"),
+        "promotion_guard.on_failure must be Fail or FallBack; got 'Ignore'",
+        id="on-failure",
+    ),
+    pytest.param(
+        {"max_error_rate": 0.1}, "promotion_guard must be a PromotionGuard; got {'max_error_rate': 0.1}", id="a-dict"
+    ),
+]
+
+
+@pytest.mark.parametrize(("guard", "message"), BAD_GUARDS)
+def test_fails_when_a_promotion_guard_is_bad(guard: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        template_of(**FULL, promotion_guard=guard)
+
+
+def test_fails_when_a_guard_is_declared_without_a_promote() -> None:
+    message = (
+        "promotion_guard needs a Promote in model_variant_actions, as it decides a promotion; got {'shadow': 'Remove'}"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        template_of(
+            experiment_name="e",
+            model_variant_actions={"shadow": "Remove"},
+            promotion_guard=PromotionGuard(max_error_rate=0.1),
+        )

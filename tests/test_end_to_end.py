@@ -157,6 +157,7 @@ def test_the_bundled_asset_runs_as_lambda_would(
             "AWS_ENDPOINT_URL_SAGEMAKER": aws.url,
             "AWS_ENDPOINT_URL_CLOUDFORMATION": aws.url,
             "AWS_ENDPOINT_URL_LAMBDA": aws.url,
+            "AWS_ENDPOINT_URL_CLOUDWATCH": aws.url,
         }
 
         def cold_start(*runs: tuple[dict[str, object], int]) -> subprocess.CompletedProcess[str]:
@@ -168,6 +169,15 @@ def test_the_bundled_asset_runs_as_lambda_would(
         for request_type in ("Create", "Update", "Delete"):
             events[request_type] = load_event(request_type)
             events[request_type]["ResponseURL"] = response_server.url
+        # A guarded Update: the metrics are read (and pass) before the stop that promotes.
+        events["Update"]["ResourceProperties"]["PromotionGuard"] = {
+            "MaxLatencyRatio": "1.1",
+            "LatencyStatistic": "p99",
+            "MaxErrorRate": "0.001",
+            "MinInvocations": "1000",
+            "OnFailure": "Fail",
+            "WindowSeconds": "86400",
+        }
         # The Update's first link has too little time left: it stops, then hands the wait on to the next run.
         result = cold_start((events["Create"], 660_000), (events["Update"], SHORT_RUN_MILLIS))
         [(function, invocation_type, link_two)] = aws.invocations
@@ -180,18 +190,20 @@ def test_the_bundled_asset_runs_as_lambda_would(
     assert f"crhelper from {asset}/crhelper/__init__.py" in result.stdout
     assert len(aws.invocations) == 1  # one hand-on: link two answered
     answers = [
-        (body["Status"], body["PhysicalResourceId"], body["Data"].get("Status")) for body in response_server.bodies
+        (body["Status"], body["PhysicalResourceId"], body["Data"].get("Status"), body["Data"].get("Decision"))
+        for body in response_server.bodies
     ]
     assert answers == [
-        ("SUCCESS", "shadow-test", "Running"),
-        ("SUCCESS", "shadow-test", "Completed"),
-        ("SUCCESS", "shadow-test", "Completed"),
+        ("SUCCESS", "shadow-test", "Running", ""),
+        ("SUCCESS", "shadow-test", "Completed", "Promoted"),  # decided in link one, answered by link two
+        ("SUCCESS", "shadow-test", "Completed", ""),  # already Completed: the Delete sent no stop
     ], [body["Reason"] for body in response_server.bodies]
     operations = [operation for operation, _ in aws.requests]
     assert operations == [
         "DescribeInferenceExperiment",  # Create
         "DescribeStacks",  # Update, link one
         "DescribeInferenceExperiment",
+        "GetMetricData",  # the promotion guard: one call, both variants
         "StopInferenceExperiment",
         "DescribeInferenceExperiment",  # Stopping (the fake answers once so, then Completed)
         "Invoke",  # too little time left: handed on

@@ -20,7 +20,18 @@ import index
 import lifecycle
 import pytest
 from botocore.stub import ANY, Stubber
-from conftest import ARN, FUNCTION_ARN, NAME, REGION, ClockContext, FakeClock, ResponseServer, experiment, load_event
+from conftest import (
+    ARN,
+    CLOCK_START,
+    FUNCTION_ARN,
+    NAME,
+    REGION,
+    ClockContext,
+    FakeClock,
+    ResponseServer,
+    experiment,
+    load_event,
+)
 
 STACK_ID = load_event("Create")["StackId"]
 README = Path(__file__).parents[1] / "README.md"
@@ -88,9 +99,99 @@ def continued(stop_sent: bool, link: int = 2) -> Callable[[dict[str, Any]], None
     """The event as an earlier link hands it on."""
 
     def edit(event: dict[str, Any]) -> None:
-        event[lifecycle.CONTINUATION] = {"Deadline": 1000.0 + 600, "StopSent": stop_sent, "Link": link}
+        event[lifecycle.CONTINUATION] = {"Deadline": CLOCK_START + 600, "StopSent": stop_sent, "Link": link}
 
     return edit
+
+
+GUARD = {
+    "MaxLatencyRatio": "1.1",
+    "LatencyStatistic": "p99",
+    "MaxErrorRate": "0.001",
+    "MinInvocations": "1000",
+    "WindowSeconds": "86400",
+    "OnFailure": "Fail",
+}
+DAY = 86400
+
+
+def guarded(**changes: str) -> Callable[[dict[str, Any]], None]:
+    """The declaration with a promotion guard (GUARD, changed), as CloudFormation sends it: strings."""
+    return props(PromotionGuard={key: value for key, value in {**GUARD, **changes}.items() if value})
+
+
+def metric_queries(statistic: str, period: int) -> list[dict[str, Any]]:
+    """The GetMetricData queries a guard must send, written out: AWS/SageMaker, endpoint and variant dimensions."""
+    queries = []
+    for role in ("shadow", "production"):
+        for query_id, metric, stat in (
+            ("Latency", "ModelLatency", statistic),
+            ("Invocations", "Invocations", "Sum"),
+            ("Errors5xx", "Invocation5XXErrors", "Sum"),
+            ("ModelErrors", "InvocationModelErrors", "Sum"),
+        ):
+            dimensions = [
+                {"Name": "EndpointName", "Value": "shadow-test-endpoint"},
+                {"Name": "VariantName", "Value": role},
+            ]
+            queries.append(
+                {
+                    "Id": f"{role}{query_id}",
+                    "MetricStat": {
+                        "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dimensions},
+                        "Period": period,
+                        "Stat": stat,
+                    },
+                    "ReturnData": True,
+                }
+            )
+    return queries
+
+
+def metrics_read(shadow: dict[str, list[float]], production: dict[str, list[float]], statistic: str = "p99") -> Call:
+    """One GetMetricData call over the last day, answered with these datapoints (microseconds for latency)."""
+    end = datetime.datetime.fromtimestamp(CLOCK_START, datetime.UTC)
+    params = {
+        "MetricDataQueries": metric_queries(statistic, DAY),
+        "StartTime": end - datetime.timedelta(seconds=DAY),
+        "EndTime": end,
+    }
+    results = [
+        {
+            "Id": f"{role}{name}",
+            "Label": name,
+            "Timestamps": [end] * len(values),
+            "Values": values,
+            "StatusCode": "Complete",
+        }
+        for role, figures in (("shadow", shadow), ("production", production))
+        for name, values in figures.items()
+    ]
+    return Call("cloudwatch", "get_metric_data", params, {"MetricDataResults": results})
+
+
+def metrics_fail(code: str, message: str, retries: int = 0) -> Call:
+    return Call(
+        "cloudwatch",
+        "get_metric_data",
+        {"MetricDataQueries": ANY, "StartTime": ANY, "EndTime": ANY},
+        error=(code, message),
+        retries=retries,
+    )
+
+
+GOOD_SHADOW = {"Latency": [28_000.0], "Invocations": [15_000.0], "Errors5xx": [3.0], "ModelErrors": [0.0]}
+PRODUCTION = {"Latency": [30_100.0], "Invocations": [15_200.0], "Errors5xx": [4.0], "ModelErrors": [1.0]}
+FALLBACK_STOP = {
+    "Name": NAME,
+    "ModelVariantActions": {"shadow": "Remove", "production": "Retain"},
+    "DesiredState": "Completed",
+}
+
+
+def fallback_stop(why: str) -> Call:
+    params = {**FALLBACK_STOP, "Reason": f"Promotion guard failed, shadow removed: {why}"}
+    return Call("sagemaker", "stop_inference_experiment", params, {"InferenceExperimentArn": ARN})
 
 
 def stop_fails(code: str, message: str) -> Call:
@@ -121,6 +222,7 @@ class Case:
     reason: str = ""
     data_status: str | None = None
     endpoint_status: str | None = None  # default: InService where the experiment was described, else ""
+    decision: str | None = None  # default: NoGuard where this event sent a stop, else ""
     physical_id: str = NAME
     edit: Callable[[dict[str, Any]], None] | None = None
     sleeps: list[float] | None = None
@@ -457,6 +559,130 @@ CASES = [
         id="unknown-request-type",
     ),
     Case(
+        ("Update/Delete", "a promotion guard passes"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            metrics_read(GOOD_SHADOW, PRODUCTION),
+            *RUNNING_TO_DONE[1:],
+        ],
+        data_status="Completed",
+        decision="Promoted",
+        edit=guarded(),
+        logged="Promotion guard for shadow-test passed: shadow p99 ModelLatency 28.0 ms <= 1.10 x production 30.1 ms; "
+        "shadow error rate 0.0002 <= 0.001 (over 15,000 shadow invocations); promoting as declared",
+        id="guard-passes",
+    ),
+    *[
+        Case(
+            ("Update", "a promotion guard fails, on_failure Fail"),
+            "Update",
+            [stacks("UPDATE_IN_PROGRESS"), describe("Running"), metrics_read(shadow, PRODUCTION, statistic)],
+            status="FAILED",
+            reason=f"Promotion guard for shadow-test: {why}; nothing stopped",
+            edit=guarded(**changes),
+            id=case_id,
+        )
+        for case_id, shadow, changes, statistic, why in (
+            (
+                "guard-latency-fails",
+                {**GOOD_SHADOW, "Latency": [41_200.0]},
+                {"LatencyStatistic": "Average"},
+                "Average",
+                "shadow Average ModelLatency 41.2 ms > 1.10 x production 30.1 ms (over 15,000 shadow invocations)",
+            ),
+            (
+                "guard-error-rate-fails",
+                {**GOOD_SHADOW, "Errors5xx": [30.0], "ModelErrors": [15.0]},
+                {},
+                "p99",
+                "shadow error rate 0.0030 > 0.001 (over 15,000 shadow invocations)",
+            ),
+            (
+                "guard-error-rate-ratio-fails",
+                {**GOOD_SHADOW, "Errors5xx": [12.0]},
+                {"MaxErrorRate": "", "MaxLatencyRatio": "", "MaxErrorRateRatio": "2"},
+                "p99",
+                "shadow error rate 0.0008 > 2.00 x production 0.0003 (over 15,000 shadow invocations)",
+            ),
+            (
+                "guard-too-few-invocations",
+                {**GOOD_SHADOW, "Invocations": [400.0, 99.0]},
+                {},
+                "p99",
+                "not enough evidence: the shadow had 499 invocations, fewer than 1,000",
+            ),
+            (
+                "guard-no-datapoints",
+                {**GOOD_SHADOW, "Latency": []},
+                {},
+                "p99",
+                "not enough evidence: no p99 ModelLatency datapoints for the shadow variant",
+            ),
+        )
+    ],
+    Case(
+        ("Update", "a promotion guard fails, on_failure FallBack"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            metrics_read({**GOOD_SHADOW, "Latency": [41_200.0]}, PRODUCTION),
+            fallback_stop(
+                "shadow p99 ModelLatency 41.2 ms > 1.10 x production 30.1 ms (over 15,000 shadow invocations)"
+            ),
+            describe("Completed"),
+        ],
+        data_status="Completed",
+        decision="FellBack: shadow p99 ModelLatency 41.2 ms > 1.10 x production 30.1 ms "
+        "(over 15,000 shadow invocations)",
+        edit=guarded(OnFailure="FallBack"),
+        id="guard-falls-back",
+    ),
+    *[
+        Case(
+            ("Delete", "a promotion guard fails"),
+            "Delete",
+            [stacks("DELETE_IN_PROGRESS"), describe("Running"), read, fallback_stop(why), describe("Completed")],
+            data_status="Completed",
+            decision=f"FellBack: {why}",
+            edit=guarded(),
+            logged=f"Promotion guard for shadow-test failed: {why}; falling back (the shadow is removed)",
+            id=case_id,
+        )
+        for case_id, read, why in (
+            (
+                "delete-guard-fails",
+                metrics_read({**GOOD_SHADOW, "Invocations": [10.0]}, PRODUCTION),
+                "not enough evidence: the shadow had 10 invocations, fewer than 1,000",
+            ),
+            (
+                "delete-guard-access-denied",
+                metrics_fail("AccessDenied", "not authorized"),
+                "Access denied: the function's role may not call cloudwatch:GetMetricData on shadow-test-endpoint",
+            ),
+        )
+    ],
+    Case(
+        ("any", "AccessDenied"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Running"), metrics_fail("AccessDenied", "not authorized")],
+        status="FAILED",
+        reason="Access denied: the function's role may not call cloudwatch:GetMetricData on shadow-test-endpoint",
+        edit=guarded(),
+        id="access-denied-metrics",
+    ),
+    Case(
+        ("any", "throttling / 5xx"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Running"), metrics_fail("ThrottlingException", "Rate exceeded", 7)],
+        status="FAILED",
+        reason="cloudwatch:GetMetricData on shadow-test-endpoint failed after 7 retries: ThrottlingException",
+        edit=guarded(),
+        id="metrics-throttled-after-retries",
+    ),
+    Case(
         ("Update", "Name changed"),
         "Update",
         [
@@ -481,7 +707,7 @@ CASES = [
     Case(("Event not in StopOn", "any"), "Delete", [], edit=props(StopOn=["Update"]), id="delete-not-declared"),
     *[
         Case(
-            ("Update", "only CompletionTimeoutSeconds, StopOn, ServiceToken or ServiceTimeout changed"),
+            ("Update", "only CompletionTimeoutSeconds, StopOn, PromotionGuard, ServiceToken or ServiceTimeout changed"),
             "Update",
             [stacks("UPDATE_IN_PROGRESS"), describe("Running")],
             data_status="Running",
@@ -493,6 +719,7 @@ CASES = [
             ("update-function-replaced", old_token),
             ("update-longer-timeout", only_changed(CompletionTimeoutSeconds="300")),
             ("update-stop-on-turned-on", only_changed(StopOn=["Delete"])),
+            ("update-guard-tuned", only_changed(PromotionGuard={"MaxErrorRate": "0.01"})),
         )
     ],
     Case(
@@ -628,9 +855,9 @@ def run(
     clock = FakeClock()
 
     def run_case(case: Case) -> dict[str, Any]:
-        clients = {
+        clients: dict[str, Any] = {
             name: boto3.client(name, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
-            for name in ("sagemaker", "cloudformation", "lambda")
+            for name in ("sagemaker", "cloudformation", "lambda", "cloudwatch")
         }
         stubbers = {name: Stubber(client) for name, client in clients.items()}
         for call in case.calls:
@@ -646,13 +873,19 @@ def run(
                 )
             else:
                 stubber.add_response(call.method, call.response or {}, call.params)
-        services = lifecycle.Services(clients["sagemaker"], clients["cloudformation"], clock, clients["lambda"])  # type: ignore[arg-type]
+        services = lifecycle.Services(
+            clients["sagemaker"],
+            clients["cloudformation"],
+            clock,
+            clients["lambda"],
+            clients["cloudwatch"],
+        )
         monkeypatch.setattr(index, "services", lambda: services)
         event = load_event(case.request_type)
         if case.edit:
             case.edit(event)
         event["ResponseURL"] = response_server.url
-        with stubbers["sagemaker"], stubbers["cloudformation"], stubbers["lambda"]:
+        with stubbers["sagemaker"], stubbers["cloudformation"], stubbers["lambda"], stubbers["cloudwatch"]:
             index.handler(event, ClockContext(clock, case.remaining_millis))
             for stubber in stubbers.values():
                 stubber.assert_no_pending_responses()
@@ -685,7 +918,9 @@ def test_lifecycle_row(
         assert len(answer["Reason"]) < 256
     else:
         assert answer["PhysicalResourceId"] == case.physical_id
-        assert set(answer["Data"]) == {"InferenceExperimentArn", "Status", "EndpointStatus"}
+        assert set(answer["Data"]) == {"InferenceExperimentArn", "Status", "EndpointStatus", "Decision"}
+        stopped = any(call.method == "stop_inference_experiment" and not call.error for call in case.calls)
+        assert answer["Data"]["Decision"] == (case.decision if case.decision is not None else "NoGuard" * stopped)
         assert answer["Data"]["Status"] == (case.data_status or "Unknown")
         described = case.data_status not in (None, "NotFound")
         expected_endpoint = case.endpoint_status if case.endpoint_status is not None else "InService" * described

@@ -100,6 +100,7 @@ def test_a_fifty_minute_stop_is_answered_once_after_four_links(run_chain: Callab
         "InferenceExperimentArn": "arn:aws:sagemaker:us-east-1:123456789012:inference-experiment/shadow-test",
         "Status": "Completed",
         "EndpointStatus": "InService",
+        "Decision": "NoGuard",  # decided in link one, carried to the last
     }
     assert len(chain.experiment.stops) == 1
     assert 0 <= chain.clock.time() - chain.experiment.completed_at <= 10

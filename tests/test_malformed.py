@@ -21,7 +21,15 @@ from conftest import FakeClock, LambdaContext, ResponseServer, experiment, load_
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-PROPERTIES = ("Name", "ModelVariantActions", "DesiredModelVariants", "DesiredState", "Reason", "StopOn")
+PROPERTIES = (
+    "Name",
+    "ModelVariantActions",
+    "DesiredModelVariants",
+    "DesiredState",
+    "Reason",
+    "StopOn",
+    "PromotionGuard",
+)
 PYTHON_ERROR_TEXT = ("Traceback", "object has no attribute", "KeyError", "TypeError", "IndexError", "unexpectedly")
 
 
@@ -297,6 +305,30 @@ MALFORMED = st.one_of(
     ),
     prop("Reason", st.one_of(st.text(min_size=1025, max_size=1100), st.integers(), st.lists(st.text()))),
     prop("StopOn", st.one_of(st.just([]), st.text(max_size=8), st.lists(st.text(max_size=8), min_size=1))),
+    prop(
+        "PromotionGuard",
+        st.one_of(
+            st.fixed_dictionaries({"MaxLatencyRatio": st.sampled_from(["0", "-1", "nan", "inf", "fast", ""])}),
+            st.fixed_dictionaries({"MaxErrorRate": st.sampled_from(["1.5", "-0.1", "nan", "none"])}),
+            st.fixed_dictionaries(
+                {"MaxErrorRate": st.just("0.01"), "LatencyStatistic": st.sampled_from(["p100", "Median", "p", ""])}
+            ),
+            st.fixed_dictionaries(
+                {"MaxErrorRate": st.just("0.01"), "MinInvocations": st.sampled_from(["0", "-5", "x"])}
+            ),
+            st.fixed_dictionaries(
+                {"MaxErrorRate": st.just("0.01"), "WindowSeconds": st.sampled_from(["60", "9999999"])}
+            ),
+            st.fixed_dictionaries(
+                {
+                    "MaxErrorRate": st.just("0.01"),
+                    "OnFailure": st.text(max_size=8).filter(lambda t: t not in ("Fail", "FallBack")),
+                }
+            ),
+            st.just({"LatencyStatistic": "p99"}),  # no threshold
+            st.text(max_size=8),
+        ),
+    ),
 )
 
 

@@ -61,3 +61,29 @@ def test_throttling_that_outlasts_the_retries_fails_readably(
     )
     assert len(aws.requests) == 8
     assert len(backoffs) == 7
+
+
+def test_get_metric_data_throttled_then_answering_is_ridden_out_and_the_guard_decides(
+    aws: FakeAws, backoffs: list[float], response_server: ResponseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CloudWatch over real HTTP, in the protocol botocore speaks to it: two throttles, then the metrics."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", aws.url)
+    aws.cloudwatch_errors = [(400, "ThrottlingException", "Rate exceeded")] * 2
+    event = load_event("Update")
+    event["ResourceProperties"]["PromotionGuard"] = {
+        "MaxLatencyRatio": "1.1",
+        "LatencyStatistic": "p99",
+        "MinInvocations": "1000",
+        "OnFailure": "Fail",
+        "WindowSeconds": "3600",
+    }
+
+    index.handler(dict(event, ResponseURL=response_server.url), LambdaContext())
+
+    answer = response_server.only_answer
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert answer["Data"]["Decision"] == "Promoted"
+    reads = [request for operation, request in aws.requests if operation == "GetMetricData"]
+    assert len(reads) == 3
+    assert {query["MetricStat"]["Period"] for query in reads[-1]["MetricDataQueries"]} == {3600}
+    assert reads[-1]["EndTime"] - reads[-1]["StartTime"] == 3600  # epoch seconds on the wire

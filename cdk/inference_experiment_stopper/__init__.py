@@ -1,6 +1,7 @@
 """Stop a SageMaker inference experiment (shadow test) the way the stack declares, on update or delete."""
 
 from inference_experiment_stopper._function import StopperFunction
+from inference_experiment_stopper.guard import GuardFailure, PromotionGuard
 from inference_experiment_stopper.stopper import (
     DesiredState,
     InferenceExperimentStopper,
@@ -8,4 +9,12 @@ from inference_experiment_stopper.stopper import (
     ModelVariantConfig,
 )
 
-__all__ = ["DesiredState", "InferenceExperimentStopper", "ModelVariantAction", "ModelVariantConfig", "StopperFunction"]
+__all__ = [
+    "DesiredState",
+    "GuardFailure",
+    "InferenceExperimentStopper",
+    "ModelVariantAction",
+    "ModelVariantConfig",
+    "PromotionGuard",
+    "StopperFunction",
+]

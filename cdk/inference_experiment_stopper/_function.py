@@ -28,12 +28,15 @@ MANAGED_POLICIES_PER_ROLE = 10
 # An ARN's characters besides the name, on the long side: "arn:aws-us-gov:sagemaker:ap-southeast-4:" ...
 ARN_OVERHEAD = len('"arn:aws-us-gov:sagemaker:ap-southeast-4:123456789012:inference-experiment/",')
 UNRESOLVED_NAME_LENGTH = 120
-# The first managed policy also holds the function's own statements (its stack, its log group, itself).
-OWN_STATEMENTS_ROOM = 600
+# The first managed policy also holds the function's own statements (its stack, its log group, itself, and for a
+# promotion guard CloudWatch's GetMetricData).
+OWN_STATEMENTS_ROOM = 700
 # Why the construct acknowledges the compliance findings it does; the README's table repeats these.
 ACKNOWLEDGED = {
     "AwsSolutions-IAM4": "In a VPC, Lambda creates the function's network interfaces with its role; their EC2 "
     "actions take no resource-level permissions, so AWS's AWSLambdaVPCAccessExecutionRole is used as published",
+    "AwsSolutions-IAM5": "cloudwatch:GetMetricData supports no resource-level permissions, so IAM accepts only '*' "
+    "for it; it is granted only to a function with a stopper that declares a promotion guard, in its own statement",
     "LambdaDLQ": "The function answers every event to CloudFormation itself, FAILED included, and async retries "
     "are off; a dead-letter queue would only store events with their pre-signed ResponseURL",
 }
@@ -134,6 +137,7 @@ class StopperFunction(Construct):
         self._room = MANAGED_POLICY_ROOM - OWN_STATEMENTS_ROOM
         self._allowed: dict[str, iam.ManagedPolicy] = {}
         self._longest_wait = Duration.seconds(0)
+        self._reads_metrics = False
         self.function = lambda_.Function(
             self,
             "Function",
@@ -193,7 +197,21 @@ class StopperFunction(Construct):
                 Acknowledgment(id=f"{rule.split('-')[0]}::{rule}", reason=ACKNOWLEDGED["LambdaDLQ"])
             )
 
-    def serve(self, experiment_name: str, completion_timeout: Duration) -> list[IConstruct]:
+    def _allow_metric_reads(self) -> None:
+        """Let a promotion guard read CloudWatch metrics: only for a function with a guarded stopper."""
+        if self._reads_metrics:
+            return
+        self._reads_metrics = True
+        # GetMetricData supports no resource-level permissions: IAM accepts only "*" for it. Its own statement,
+        # in the first policy, whose room was kept for it.
+        self._policies[0].add_statements(iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"]))
+        Validations.of(self._policies[0]).acknowledge(
+            Acknowledgment(id="AwsSolutions::AwsSolutions-IAM5[Resource::*]", reason=ACKNOWLEDGED["AwsSolutions-IAM5"])
+        )
+
+    def serve(
+        self, experiment_name: str, completion_timeout: Duration, *, reads_metrics: bool = False
+    ) -> list[IConstruct]:
         """Let the function stop this experiment and wait this long for it.
 
         Returns:
@@ -204,6 +222,8 @@ class StopperFunction(Construct):
         Raises:
             ValueError: when the stack names more experiments than IAM lets one role be allowed.
         """
+        if reads_metrics:
+            self._allow_metric_reads()
         size = ARN_OVERHEAD + (UNRESOLVED_NAME_LENGTH if Token.is_unresolved(experiment_name) else len(experiment_name))
         policies = [self._allow(arn, size) for arn in self._arns(experiment_name)]
         if completion_timeout.to_seconds() > self._longest_wait.to_seconds():

@@ -7,7 +7,7 @@ what it receives against exactly what synth checked. Values that are unresolved 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -213,3 +213,50 @@ def instance_types() -> frozenset[str]:
     """The instance types in the SageMaker model of the botocore installed here."""
     result: frozenset[str] = rules.instance_types(botocore.session.get_session().get_service_model("sagemaker"))
     return result
+
+
+def promotion_guard_window(guard: object, actions: Mapping[str, str]) -> int | None:
+    """Check a promotion guard; its window in whole seconds (None: from the experiment's start).
+
+    Raises:
+        ValueError: naming the guard's prop and the bad value.
+    """
+    from inference_experiment_stopper.guard import PromotionGuard  # noqa: PLC0415 (the prop type's module)
+
+    if not isinstance(guard, PromotionGuard):
+        raise ValueError(f"promotion_guard must be a PromotionGuard; got {guard!r}")
+    if "Promote" not in actions.values():
+        raise ValueError(
+            "promotion_guard needs a Promote in model_variant_actions, as it decides a promotion; "
+            f"got {dict(actions)!r}"
+        )
+    thresholds = {
+        "max_latency_ratio": (guard.max_latency_ratio, rules.ratio_problem),
+        "max_error_rate": (guard.max_error_rate, rules.error_rate_problem),
+        "max_error_rate_ratio": (guard.max_error_rate_ratio, rules.ratio_problem),
+    }
+    if all(value is None for value, _ in thresholds.values()):
+        raise ValueError(
+            "promotion_guard needs at least one of max_latency_ratio, max_error_rate, max_error_rate_ratio"
+        )
+    checks: list[tuple[str, object, Callable[[Any], str | None]]] = [
+        (name, value, problem_of) for name, (value, problem_of) in thresholds.items() if value is not None
+    ]
+    checks += [
+        ("latency_statistic", guard.latency_statistic, rules.latency_statistic_problem),
+        ("min_invocations", guard.min_invocations, rules.min_invocations_problem),
+        ("on_failure", plain(guard.on_failure), rules.guard_failure_problem),
+    ]
+    for name, value, problem_of in checks:
+        problem = None if unresolved(value) else problem_of(value)
+        if problem:
+            raise ValueError(f"promotion_guard.{name} {problem}; got {value!r}")
+    if guard.window is None:
+        return None
+    if not isinstance(guard.window, Duration):
+        raise ValueError(f"promotion_guard.window must be a Duration, e.g. Duration.days(7); got {guard.window!r}")
+    seconds = guard.window.to_milliseconds(integral=False) / 1000
+    problem = rules.window_problem(seconds)
+    if problem:
+        raise ValueError(f"promotion_guard.window {problem}; got {seconds:g} seconds")
+    return int(seconds)

@@ -16,6 +16,7 @@ from constructs import Construct
 
 from inference_experiment_stopper import _validation as check
 from inference_experiment_stopper._function import TIMEOUT_MARGIN, StopperFunction
+from inference_experiment_stopper.guard import PromotionGuard
 
 RESOURCE_TYPE = "Custom::InferenceExperimentStop"
 # How much longer than the function CloudFormation waits for an answer before failing the resource itself.
@@ -92,6 +93,7 @@ class InferenceExperimentStopper(Construct):
         stop_on_delete: bool = True,
         completion_timeout: Duration | None = None,
         function: StopperFunction | None = None,
+        promotion_guard: PromotionGuard | None = None,
     ) -> None:
         """Declare the stop.
 
@@ -115,6 +117,9 @@ class InferenceExperimentStopper(Construct):
                 Default: 30 minutes.
             function: the StopperFunction that carries the stop out, in this stopper's stack. Default: the
                 stack's default function, shared by every stopper given none.
+            promotion_guard: promote only if the shadow's measured metrics pass these thresholds; otherwise
+                do what the guard says for a failure. Needs a Promote. Default: no guard (the function then
+                gets no CloudWatch permission at all).
 
         Raises:
             ValueError: naming the prop and the bad value, for any prop SageMaker or this construct would reject.
@@ -134,6 +139,7 @@ class InferenceExperimentStopper(Construct):
         if not stop_on:
             raise ValueError("stop_on_update and stop_on_delete are both False: the stopper would never stop anything")
         _claim_the_stop(self, name, stop_on)
+        guard_window = None if promotion_guard is None else check.promotion_guard_window(promotion_guard, actions)
 
         properties: dict[str, Any] = {"Name": name, "ModelVariantActions": actions}
         if variants:
@@ -142,11 +148,13 @@ class InferenceExperimentStopper(Construct):
             properties["DesiredState"] = state
         if reason is not None:
             properties["Reason"] = reason
+        if promotion_guard is not None:
+            properties["PromotionGuard"] = promotion_guard.to_api(guard_window)
         properties["StopOn"] = stop_on
         properties["CompletionTimeoutSeconds"] = seconds
 
         self._function = _function_for(self, function)
-        needs = self._function.serve(name, timeout)
+        needs = self._function.serve(name, timeout, reads_metrics=promotion_guard is not None)
         self._resource = CustomResource(
             self,
             "Resource",
@@ -175,6 +183,11 @@ class InferenceExperimentStopper(Construct):
     def experiment_arn(self) -> str:
         """The experiment's ARN (a token: GetAtt InferenceExperimentArn)."""
         return self._resource.get_att_string("InferenceExperimentArn")
+
+    @property
+    def decision(self) -> str:
+        """What the last stop decided (a token: GetAtt Decision): Promoted, FellBack: <why>, NoGuard or ""."""
+        return self._resource.get_att_string("Decision")
 
     @property
     def endpoint_status(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import lifecycle
@@ -13,6 +13,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 from properties import StopFailed
 from responder import CfnResponder
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch.client import CloudWatchClient
+    from mypy_boto3_lambda.client import LambdaClient
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +48,22 @@ def services() -> lifecycle.Services:
         sagemaker=boto3.client("sagemaker", config=RETRIES),
         cloudformation=boto3.client("cloudformation", config=RETRIES),
         clock=SystemClock(),
-        lambda_=boto3.client("lambda", config=HAND_ON),
+        lambda_=cast("LambdaClient", LazyClient("lambda", HAND_ON)),
+        cloudwatch=cast("CloudWatchClient", LazyClient("cloudwatch", RETRIES)),
     )
+
+
+class LazyClient:
+    """A boto3 client made on first use: events that neither hand a wait on nor judge a guard never pay for it."""
+
+    def __init__(self, service: str, config: Config) -> None:
+        self._service, self._config = service, config
+        self._client: Any = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._client is None:
+            self._client = boto3.client(self._service, config=self._config)  # type: ignore[call-overload]
+        return getattr(self._client, attribute)
 
 
 @helper.create

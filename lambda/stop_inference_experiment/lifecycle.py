@@ -9,6 +9,7 @@ last link answers. The README's lifecycle table says the same in prose, row for 
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 from collections import deque
@@ -17,15 +18,18 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+import metrics
 import rules
 from botocore.exceptions import BotoCoreError, ClientError
 from properties import InvalidProperties, StopDeclaration, StopFailed, parse, quote
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
+    from mypy_boto3_cloudwatch.client import CloudWatchClient
     from mypy_boto3_lambda.client import LambdaClient
     from mypy_boto3_sagemaker.client import SageMakerClient
     from mypy_boto3_sagemaker.type_defs import DescribeInferenceExperimentResponseTypeDef as Experiment
+    from mypy_boto3_sagemaker.type_defs import StopInferenceExperimentRequestTypeDef as StopRequest
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,7 @@ class Services:
     cloudformation: CloudFormationClient
     clock: Clock
     lambda_: LambdaClient | None = None
+    cloudwatch: CloudWatchClient | None = None
 
     def parse(self, properties: object) -> StopDeclaration:
         """Properties parsed against the instance types of the SageMaker model this function's boto3 ships."""
@@ -84,9 +89,10 @@ class Continuation:
     deadline: float
     stop_sent: bool
     link: int
+    decision: str = ""
 
     def record(self) -> dict[str, Any]:
-        return {"Deadline": self.deadline, "StopSent": self.stop_sent, "Link": self.link}
+        return {"Deadline": self.deadline, "StopSent": self.stop_sent, "Link": self.link, "Decision": self.decision}
 
     @classmethod
     def of(cls, event: Mapping[str, Any]) -> Continuation | None:
@@ -99,9 +105,15 @@ class Continuation:
         if record is None:
             return None
         deadline, stop_sent, link = (record.get(k) if isinstance(record, Mapping) else None for k in cls._KEYS)
-        if not (isinstance(deadline, int | float) and isinstance(stop_sent, bool) and isinstance(link, int)):
+        decision = record.get("Decision", "") if isinstance(record, Mapping) else None
+        if not (
+            isinstance(deadline, int | float)
+            and isinstance(stop_sent, bool)
+            and isinstance(link, int)
+            and isinstance(decision, str)
+        ):
             raise StopFailed(f"The event's {CONTINUATION} is malformed ({quote(record)}): nothing was stopped")
-        return cls(float(deadline), stop_sent, link)
+        return cls(float(deadline), stop_sent, link, decision)
 
     _KEYS = ("Deadline", "StopSent", "Link")
 
@@ -118,11 +130,17 @@ class Outcome:
     arn: str = ""
     status: str = "Unknown"
     endpoint_status: str = ""
+    decision: str = ""  # what the stop this event sent decided: Promoted, FellBack: <why>, NoGuard ("" for none)
     silent: bool = False  # a later link of the wait answers, or the copy of this continuation already did
 
     @property
     def data(self) -> dict[str, str]:
-        return {"InferenceExperimentArn": self.arn, "Status": self.status, "EndpointStatus": self.endpoint_status}
+        return {
+            "InferenceExperimentArn": self.arn,
+            "Status": self.status,
+            "EndpointStatus": self.endpoint_status,
+            "Decision": self.decision,
+        }
 
 
 class Step(Enum):
@@ -229,8 +247,10 @@ def _go_on(event: Mapping[str, Any], continuation: Continuation, services: Servi
     )
     experiment = _describe_existing(declaration.name, services)
     physical_id = declaration.name if request_type == "Update" else str(event.get("PhysicalResourceId"))
-    waited = _stop_and_wait(declaration, request_type, experiment, services, budget, event, continuation)
-    return replace(_outcome(waited), physical_id=physical_id)
+    return replace(
+        _stop_and_wait(declaration, request_type, experiment, services, budget, event, continuation),
+        physical_id=physical_id,
+    )
 
 
 def _create(declaration: StopDeclaration, services: Services) -> Outcome:
@@ -266,7 +286,7 @@ def _update(event: Mapping[str, Any], services: Services, budget: Budget) -> Out
             "Only %s changed; the declared stop did not, so %s is not stopped", sorted(changed), declaration.name
         )
         return _outcome(experiment)
-    return _outcome(_stop_and_wait(declaration, "Update", experiment, services, budget, event))
+    return _stop_and_wait(declaration, "Update", experiment, services, budget, event)
 
 
 def _delete(event: Mapping[str, Any], services: Services, budget: Budget) -> Outcome:  # noqa: PLR0911 (one per row)
@@ -299,7 +319,7 @@ def _delete(event: Mapping[str, Any], services: Services, budget: Budget) -> Out
     except InvalidProperties as error:
         logger.warning("Not stopping on Delete: %s", error)
         return _outcome(experiment)
-    return _outcome(_stop_and_wait(declaration, "Delete", experiment, services, budget, event))
+    return _stop_and_wait(declaration, "Delete", experiment, services, budget, event)
 
 
 def check_variants(declaration: StopDeclaration, experiment: Experiment) -> None:
@@ -335,7 +355,7 @@ def _stop_and_wait(  # noqa: PLR0917 (the wait's whole context)
     budget: Budget,
     event: Mapping[str, Any],
     continuation: Continuation | None = None,
-) -> Experiment:
+) -> Outcome:
     """Stop (once) and wait until the experiment has stopped and, for a Promote, its endpoint serves again.
 
     Raises:
@@ -346,16 +366,21 @@ def _stop_and_wait(  # noqa: PLR0917 (the wait's whole context)
     deadline = continuation.deadline if continuation else clock.time() + declaration.completion_timeout_seconds
     run_ends = clock.time() + max(0.0, budget.time_left)
     stopping = continuation.stop_sent if continuation else False
+    decision = continuation.decision if continuation else ""
     delays = poll_delays()
     while True:
         stopping = stopping or experiment["Status"] == "Stopping"
         step = next_step(request_type, experiment, promotes=declaration.promotes, stopping=stopping)
         if step is Step.DONE:
-            _verify(declaration, request_type, experiment, stopping=stopping)
-            return experiment
+            _verify(
+                declaration, request_type, experiment, stopping=stopping, promoting=not decision.startswith("FellBack")
+            )
+            return replace(_outcome(experiment), decision=decision)
         if step is Step.STOP:
-            conflict = _stop(declaration, services)
+            request, decided = _decide(declaration, request_type, experiment, services)
+            conflict = _stop(request, services)
             stopping = conflict is None
+            decision = decided if stopping else decision  # someone else's stop carried out no decision of ours
             experiment = _describe_existing(declaration.name, services)
             if conflict is not None and experiment["Status"] not in {"Stopping", *STOPPED}:
                 raise StopFailed(f"SageMaker would not stop {declaration.name}: {conflict}")
@@ -363,12 +388,14 @@ def _stop_and_wait(  # noqa: PLR0917 (the wait's whole context)
         now = clock.time()
         if deadline - now <= 0:
             waited = declaration.completion_timeout_seconds - (deadline - now)
-            return _timed_out(declaration, request_type, experiment, stopping, waited)
+            timed_out = _timed_out(declaration, request_type, experiment, stopping, waited)
+            return replace(_outcome(timed_out), decision=decision)
         delay = min(next(delays), deadline - now)
         if now + delay > run_ends - HAND_ON_SECONDS:
             link = continuation.link + 1 if continuation else 2
-            _hand_on(event, Continuation(deadline, stopping, link), declaration, request_type, services, budget)
-            return experiment  # a Delete whose hand-on failed answers now
+            handed = Continuation(deadline, stopping, link, decision)
+            _hand_on(event, handed, declaration, request_type, services, budget)
+            return replace(_outcome(experiment), decision=decision)  # a Delete whose hand-on failed answers now
         clock.sleep(delay)
         experiment = _describe_existing(declaration.name, services)
 
@@ -418,7 +445,9 @@ def _hand_on(  # noqa: PLR0917 (the wait's whole context)
     raise HandedOn
 
 
-def _verify(declaration: StopDeclaration, request_type: str, experiment: Experiment, *, stopping: bool) -> None:
+def _verify(
+    declaration: StopDeclaration, request_type: str, experiment: Experiment, *, stopping: bool, promoting: bool = True
+) -> None:
     """After a stop this event waited through, the experiment must have ended as declared, its endpoint serving.
 
     Raises:
@@ -442,7 +471,11 @@ def _verify(declaration: StopDeclaration, request_type: str, experiment: Experim
     if status != declared:
         problems.append(f"ended {status}, not {declared} as declared" + (f" ({reason})" if reason else ""))
     endpoint = experiment.get("EndpointMetadata", {})
-    if declaration.promotes and (endpoint.get("EndpointStatus") in ENDPOINT_FAILED or endpoint.get("FailureReason")):
+    if (
+        promoting
+        and declaration.promotes
+        and (endpoint.get("EndpointStatus") in ENDPOINT_FAILED or endpoint.get("FailureReason"))
+    ):
         problems.append(
             f"its endpoint {endpoint.get('EndpointName')} is {endpoint.get('EndpointStatus', 'not reported')}: "
             f"{endpoint.get('FailureReason') or 'SageMaker gave no reason'}"
@@ -456,17 +489,86 @@ def _verify(declaration: StopDeclaration, request_type: str, experiment: Experim
     raise StopFailed(message)
 
 
-def _stop(declaration: StopDeclaration, services: Services) -> str | None:
-    """Send the declared stop; None once accepted, SageMaker's message where it answered ConflictException."""
+def _stop(request: StopRequest, services: Services) -> str | None:
+    """Send the stop; None once accepted, SageMaker's message where it answered ConflictException."""
     try:
-        services.sagemaker.stop_inference_experiment(**declaration.stop_request())
+        services.sagemaker.stop_inference_experiment(**request)
     except ClientError as error:
         if _code(error) != "ConflictException":
-            raise _failure(error, "sagemaker:StopInferenceExperiment", declaration.name) from error
+            raise _failure(error, "sagemaker:StopInferenceExperiment", request["Name"]) from error
         logger.info("StopInferenceExperiment conflicted (%s); describing again", _message(error))
         return f"ConflictException: {_message(error)}"
-    logger.info("Stop of %s accepted: %s", declaration.name, dict(declaration.model_variant_actions))
+    logger.info("Stop of %s accepted: %s", request["Name"], dict(request["ModelVariantActions"]))
     return None
+
+
+def _decide(
+    declaration: StopDeclaration, request_type: str, experiment: Experiment, services: Services
+) -> tuple[StopRequest, str]:
+    """The stop to send, and its decision: the declared one, or, where a promotion guard fails, the fallback.
+
+    Raises:
+        StopFailed: an Update whose guard failed with on_failure Fail, or whose metrics could not be read.
+    """
+    guard = declaration.guard
+    if guard is None or not declaration.promotes:
+        return declaration.stop_request(), "NoGuard"
+    try:
+        verdict = _judge(declaration, experiment, services)
+    except StopFailed as error:
+        if request_type != "Delete":
+            raise
+        verdict = metrics.Verdict(False, str(error))  # a Delete never fails on a guard: it falls back
+    name = declaration.name
+    if verdict.passed:
+        logger.info("Promotion guard for %s passed: %s; promoting as declared", name, verdict.reason)
+        return declaration.stop_request(), "Promoted"
+    if request_type == "Update" and guard.on_failure == "Fail":
+        logger.info("Promotion guard for %s failed: %s; nothing stopped", name, verdict.reason)
+        raise StopFailed(f"Promotion guard for {name}: {verdict.reason}; nothing stopped")
+    logger.warning("Promotion guard for %s failed: %s; falling back (the shadow is removed)", name, verdict.reason)
+    return declaration.fallback_request(verdict.reason), f"FellBack: {verdict.reason}"
+
+
+def _judge(declaration: StopDeclaration, experiment: Experiment, services: Services) -> metrics.Verdict:
+    """Read both variants' metrics over the window in one GetMetricData call, and judge them.
+
+    Raises:
+        StopFailed: where the metrics could not be read (after botocore's retries).
+    """
+    guard = declaration.guard
+    assert guard is not None  # noqa: S101 (only called with a guard)
+    endpoint = experiment["EndpointMetadata"]["EndpointName"]
+    [shadow] = [variant for variant, action in declaration.model_variant_actions.items() if action == "Promote"]
+    production = experiment.get("ShadowModeConfig", {}).get("SourceModelVariantName")
+    if production is None:
+        others = [v["VariantName"] for v in experiment.get("ModelVariants", []) if v["VariantName"] != shadow]
+        production = others[0] if others else shadow
+    end = services.clock.time()
+    start = experiment.get("Schedule", {}).get("StartTime") or experiment.get("CreationTime")
+    if guard.window_seconds is not None:
+        span = float(guard.window_seconds)
+    elif start is not None:
+        span = min(max(end - start.timestamp(), 60.0), float(rules.MAX_WINDOW_SECONDS))
+    else:
+        return metrics.Verdict(
+            False, "not enough evidence: the experiment's start is not known; give the guard a window"
+        )
+    period = metrics.period_for(span)
+    if services.cloudwatch is None:
+        raise StopFailed("No CloudWatch client to read the promotion guard's metrics with")
+    try:
+        response = services.cloudwatch.get_metric_data(
+            MetricDataQueries=metrics.queries(  # type: ignore[arg-type]
+                endpoint, {"shadow": shadow, "production": production}, guard.latency_statistic, period
+            ),
+            StartTime=datetime.datetime.fromtimestamp(end - period, datetime.UTC),
+            EndTime=datetime.datetime.fromtimestamp(end, datetime.UTC),
+        )
+    except ClientError as error:
+        raise _failure(error, "cloudwatch:GetMetricData", endpoint) from error
+    results = response["MetricDataResults"]
+    return metrics.judge(guard, metrics.figures(results, "shadow"), metrics.figures(results, "production"))
 
 
 def _timed_out(

@@ -40,6 +40,19 @@ class InvalidProperties(StopFailed):
 
 
 @dataclass(frozen=True)
+class Guard:
+    """A promotion guard: thresholds the shadow's metrics must meet for the declared Promote to be sent."""
+
+    latency_statistic: str
+    min_invocations: int
+    on_failure: str
+    max_latency_ratio: float | None = None
+    max_error_rate: float | None = None
+    max_error_rate_ratio: float | None = None
+    window_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class StopDeclaration:
     """How the stack declares its inference experiment ends."""
 
@@ -50,6 +63,7 @@ class StopDeclaration:
     reason: str | None
     stop_on: frozenset[str]
     completion_timeout_seconds: int
+    guard: Guard | None = None
 
     @property
     def promotes(self) -> bool:
@@ -75,6 +89,22 @@ class StopDeclaration:
             request["DesiredState"] = cast("InferenceExperimentStopDesiredStateType", self.desired_state)
         if self.reason is not None:
             request["Reason"] = self.reason
+        return request
+
+    def fallback_request(self, why: str) -> StopInferenceExperimentRequestTypeDef:
+        """The stop for a failed promotion guard: the shadow Removed, every other variant Retained."""
+        promoted = [variant for variant, action in self.model_variant_actions.items() if action == "Promote"]
+        actions = {variant: "Remove" if variant in promoted else "Retain" for variant in self.model_variant_actions}
+        request: StopInferenceExperimentRequestTypeDef = {
+            "Name": self.name,
+            "ModelVariantActions": cast("dict[str, ModelVariantActionType]", actions),
+            "Reason": f"Promotion guard failed, shadow removed: {why}"[: rules.MAX_REASON],
+        }
+        kept = [variant for variant in self.desired_model_variants if variant["VariantName"] not in promoted]
+        if kept:
+            request["DesiredModelVariants"] = kept
+        if self.desired_state is not None:
+            request["DesiredState"] = cast("InferenceExperimentStopDesiredStateType", self.desired_state)
         return request
 
 
@@ -113,6 +143,7 @@ def parse(properties: object, instance_types: frozenset[str]) -> StopDeclaration
         reason=reason,
         stop_on=_stop_on(_required(properties, "StopOn")),
         completion_timeout_seconds=_completion_timeout(_required(properties, "CompletionTimeoutSeconds")),
+        guard=_guard(properties.get("PromotionGuard"), actions),
     )
 
 
@@ -204,6 +235,59 @@ def _desired_model_variants(
             }
         )
     return tuple(configs)
+
+
+def _number(value: object, prop: str) -> float:
+    """A number as CloudFormation sends it (a string), or as the construct wrote it."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise InvalidProperties(f"{prop} must be a number; got {quote(value)}")
+
+
+def _guard(value: object, actions: Mapping[str, str]) -> Guard | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidProperties(f"PromotionGuard must be an object; got {quote(value)}")
+    if "Promote" not in actions.values():
+        raise InvalidProperties("PromotionGuard needs a Promote in ModelVariantActions, as it decides a promotion")
+    thresholds: dict[str, float | None] = {}
+    for key, problem_of in (
+        ("MaxLatencyRatio", rules.ratio_problem),
+        ("MaxErrorRate", rules.error_rate_problem),
+        ("MaxErrorRateRatio", rules.ratio_problem),
+    ):
+        thresholds[key] = None
+        if value.get(key) is not None:
+            thresholds[key] = _checked(
+                _number(value[key], f"PromotionGuard.{key}"), f"PromotionGuard.{key}", problem_of
+            )
+    if all(threshold is None for threshold in thresholds.values()):
+        raise InvalidProperties("PromotionGuard needs at least one of MaxLatencyRatio, MaxErrorRate, MaxErrorRateRatio")
+    statistic = _checked(
+        value.get("LatencyStatistic", "Average"), "PromotionGuard.LatencyStatistic", rules.latency_statistic_problem
+    )
+    invocations = _count(value.get("MinInvocations", "1000"), "PromotionGuard.MinInvocations")
+    _checked(invocations, "PromotionGuard.MinInvocations", rules.min_invocations_problem)
+    window = value.get("WindowSeconds")
+    if window is not None:
+        window = _count(window, "PromotionGuard.WindowSeconds")
+        _checked(window, "PromotionGuard.WindowSeconds", rules.window_problem)
+    on_failure = _checked(value.get("OnFailure", "Fail"), "PromotionGuard.OnFailure", rules.guard_failure_problem)
+    return Guard(
+        latency_statistic=statistic,
+        min_invocations=invocations,
+        on_failure=on_failure,
+        max_latency_ratio=thresholds["MaxLatencyRatio"],
+        max_error_rate=thresholds["MaxErrorRate"],
+        max_error_rate_ratio=thresholds["MaxErrorRateRatio"],
+        window_seconds=window,
+    )
 
 
 def _stop_on(value: object) -> frozenset[str]:

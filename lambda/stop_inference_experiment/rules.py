@@ -94,3 +94,46 @@ def instance_types(service_model: Any) -> frozenset[str]:
     config = request.members["DesiredModelVariants"].member
     instance_type = config.members["InfrastructureConfig"].members["RealTimeInferenceConfig"].members["InstanceType"]
     return frozenset(instance_type.enum)
+
+
+# A promotion guard (PromotionGuard). The window's bounds are CloudWatch's: periods of a minute or more, data
+# kept at one-minute resolution for 15 days.
+LATENCY_STATISTIC = re.compile(r"Average|Minimum|Maximum|p(\d{1,2}(\.\d{1,10})?)")
+MIN_WINDOW_SECONDS = 5 * 60
+MAX_WINDOW_SECONDS = 15 * 24 * 3600
+GUARD_FAILURES = ("Fail", "FallBack")
+
+
+def latency_statistic_problem(value: object) -> str | None:
+    """What is wrong with a ModelLatency statistic: Average, Minimum, Maximum or a percentile pNN(.N)."""
+    match = LATENCY_STATISTIC.fullmatch(value) if isinstance(value, str) else None
+    if match is None or (match.group(1) is not None and not 0 < float(match.group(1)) < 100):
+        return "must be Average, Minimum, Maximum or a percentile such as p99 or p99.9"
+    return None
+
+
+def ratio_problem(value: object) -> str | None:
+    """What is wrong with a ratio to production: a number above 0."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0 and value != float("inf")
+    return None if ok else "must be a number above 0"
+
+
+def error_rate_problem(value: object) -> str | None:
+    """What is wrong with an error rate: a number from 0 to 1."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+    return None if ok else "must be a number from 0 to 1"
+
+
+def min_invocations_problem(value: object) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return None if ok else "must be a whole number of at least 1"
+
+
+def window_problem(seconds: float) -> str | None:
+    if MIN_WINDOW_SECONDS <= seconds <= MAX_WINDOW_SECONDS and seconds == int(seconds):
+        return None
+    return "must be whole seconds from 5 minutes to 15 days"
+
+
+def guard_failure_problem(value: object) -> str | None:
+    return None if value in GUARD_FAILURES else "must be Fail or FallBack"
