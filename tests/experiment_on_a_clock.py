@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.validate import ParamValidator
+from described import experiment
 
 
 class Clock(Protocol):
@@ -71,23 +72,4 @@ class ExperimentOnAClock:
         if self.stopped_at is not None:
             status = "Completed" if now >= self.completed_at else "Stopping"
         endpoint = "Updating" if self.completed_at <= now < self.serving_at else "InService"
-        variants = [
-            {
-                "ModelName": f"model-{variant}",
-                "VariantName": variant,
-                "InfrastructureConfig": {
-                    "InfrastructureType": "RealTimeInference",
-                    "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
-                },
-                "Status": "InService",
-            }
-            for variant in ("production", "shadow")
-        ]
-        return {
-            "Arn": self._arn(),
-            "Name": self.name,
-            "Type": "ShadowMode",
-            "Status": status,
-            "EndpointMetadata": {"EndpointName": "shadow-test-endpoint", "EndpointStatus": endpoint},
-            "ModelVariants": variants,
-        }
+        return experiment(status, self.name, endpoint_status=endpoint)

@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from described import experiment
+
 CLOUDWATCH_TARGET = "GraniteServiceVersion20100801."
 # A shadow that beats production: query id -> datapoints (ModelLatency in microseconds).
 GOOD_METRICS = {
@@ -50,26 +52,7 @@ class FakeAws:
     _stopping_left: dict[str, int] = field(default_factory=dict)
 
     def experiment(self, name: str) -> dict[str, Any]:
-        variants = [
-            {
-                "ModelName": f"model-{variant}",
-                "VariantName": variant,
-                "InfrastructureConfig": {
-                    "InfrastructureType": "RealTimeInference",
-                    "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
-                },
-                "Status": "InService",
-            }
-            for variant in ("production", "shadow")
-        ]
-        return {
-            "Arn": f"arn:aws:sagemaker:us-east-1:123456789012:inference-experiment/{name}",
-            "Name": name,
-            "Type": "ShadowMode",
-            "Status": self.status[name],
-            "EndpointMetadata": {"EndpointName": "shadow-test-endpoint", "EndpointStatus": "InService"},
-            "ModelVariants": variants,
-        }
+        return experiment(self.status[name], name)
 
     def sagemaker(self, operation: str, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         name = request.get("Name", "")
