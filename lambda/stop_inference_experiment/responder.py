@@ -168,7 +168,7 @@ class CfnResponder(CfnResource):
         problem = envelope_problem(event)
         if problem:
             log_helper.setup(self._log_level, boto_level=self._boto_level, formatter_cls=None)  # as crhelper does
-            logger.debug("The event: %s", event)  # the ResponseURL redacted, as in crhelper's records
+            logger.debug("The event's keys: %s", sorted(event))  # its keys only: never the values
             self._answer_malformed(event, url, problem)
             return
         super().__call__(event, context)
