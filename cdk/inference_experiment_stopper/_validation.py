@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 else:
     rules = load_handler_module("rules")
 
-# CloudFormation waits at most an hour (ServiceTimeout 3600) for a custom resource: 55 minutes and a margin.
-MAX_COMPLETION_TIMEOUT_SECONDS = 55 * 60
 DEFAULT_COMPLETION_TIMEOUT_SECONDS = 30 * 60  # the CDK Provider framework's default total timeout
 
 
@@ -151,7 +149,7 @@ def completion_timeout_seconds(value: object) -> int:
     if millis % 1000:
         raise ValueError(f"completion_timeout must be a whole number of seconds; got {millis / 1000:g} seconds")
     seconds = int(millis // 1000)
-    if not 0 <= seconds <= MAX_COMPLETION_TIMEOUT_SECONDS:
+    if not 0 <= seconds <= rules.MAX_COMPLETION_TIMEOUT_SECONDS:
         raise ValueError(
             "completion_timeout must be between 0 seconds and 55 minutes (CloudFormation waits an hour at most for a "
             f"custom resource); got {seconds} seconds"

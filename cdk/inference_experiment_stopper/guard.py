@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import Duration
+
+from inference_experiment_stopper._asset import load_handler_module
+
+if TYPE_CHECKING:
+    import rules
+else:
+    rules = load_handler_module("rules")  # the handler's own rules: one copy of the defaults for both sides
 
 
 class GuardFailure(StrEnum):
@@ -41,10 +48,10 @@ class PromotionGuard:
     """
 
     max_latency_ratio: float | None = None
-    latency_statistic: str = "Average"
+    latency_statistic: str = rules.DEFAULT_LATENCY_STATISTIC
     max_error_rate: float | None = None
     max_error_rate_ratio: float | None = None
-    min_invocations: int = 1000
+    min_invocations: int = rules.DEFAULT_MIN_INVOCATIONS
     window: Duration | None = None
     on_failure: GuardFailure | str = GuardFailure.FAIL
 

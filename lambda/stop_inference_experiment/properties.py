@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     )
 
 STOP_EVENTS = ("Update", "Delete")
-# CloudFormation waits at most an hour for a custom resource; 55 minutes leaves the answer its margin.
-MAX_COMPLETION_TIMEOUT_SECONDS = 3300
 COUNT = re.compile(r"\d{1,9}")
 
 
@@ -270,9 +268,11 @@ def _guard(value: object, actions: Mapping[str, str]) -> Guard | None:
     if all(threshold is None for threshold in thresholds.values()):
         raise InvalidProperties("PromotionGuard needs at least one of MaxLatencyRatio, MaxErrorRate, MaxErrorRateRatio")
     statistic = _checked(
-        value.get("LatencyStatistic", "Average"), "PromotionGuard.LatencyStatistic", rules.latency_statistic_problem
+        value.get("LatencyStatistic", rules.DEFAULT_LATENCY_STATISTIC),
+        "PromotionGuard.LatencyStatistic",
+        rules.latency_statistic_problem,
     )
-    invocations = _count(value.get("MinInvocations", "1000"), "PromotionGuard.MinInvocations")
+    invocations = _count(value.get("MinInvocations", rules.DEFAULT_MIN_INVOCATIONS), "PromotionGuard.MinInvocations")
     _checked(invocations, "PromotionGuard.MinInvocations", rules.min_invocations_problem)
     window = value.get("WindowSeconds")
     if window is not None:
@@ -298,8 +298,8 @@ def _stop_on(value: object) -> frozenset[str]:
 
 def _completion_timeout(value: object) -> int:
     seconds = _count(value, "CompletionTimeoutSeconds")
-    if seconds > MAX_COMPLETION_TIMEOUT_SECONDS:
+    if seconds > rules.MAX_COMPLETION_TIMEOUT_SECONDS:
         raise InvalidProperties(
-            f"CompletionTimeoutSeconds must be at most {MAX_COMPLETION_TIMEOUT_SECONDS}; got {quote(value)}"
+            f"CompletionTimeoutSeconds must be at most {rules.MAX_COMPLETION_TIMEOUT_SECONDS}; got {quote(value)}"
         )
     return seconds

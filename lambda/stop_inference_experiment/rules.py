@@ -22,6 +22,8 @@ MAX_ACTIONS = 2
 MAX_DESIRED_VARIANTS = 2
 MAX_REASON = 1024
 MAX_INSTANCE_COUNT = 999_999_999
+# CloudFormation waits at most an hour for a custom resource (ServiceTimeout 3600): 55 minutes and a margin.
+MAX_COMPLETION_TIMEOUT_SECONDS = 55 * 60
 
 
 def _name_problem(value: object, pattern: re.Pattern[str], longest: int) -> str | None:
@@ -102,6 +104,8 @@ LATENCY_STATISTIC = re.compile(r"Average|Minimum|Maximum|p(\d{1,2}(\.\d{1,10})?)
 MIN_WINDOW_SECONDS = 5 * 60
 MAX_WINDOW_SECONDS = 15 * 24 * 3600
 GUARD_FAILURES = ("Fail", "FallBack")
+DEFAULT_LATENCY_STATISTIC = "Average"
+DEFAULT_MIN_INVOCATIONS = 1000
 
 
 def latency_statistic_problem(value: object) -> str | None:
