@@ -353,7 +353,12 @@ def test_the_role_may_do_exactly_what_the_stop_needs_on_exactly_these_resources(
         {
             "PolicyDocument": {
                 "Statement": [
-                    {"Action": "cloudformation:DescribeStacks", "Effect": "Allow", "Resource": {"Ref": "AWS::StackId"}},
+                    {
+                        # The stack's status tells a rollback apart; its resources tell a moved construct's clean-up.
+                        "Action": ["cloudformation:DescribeStacks", "cloudformation:ListStackResources"],
+                        "Effect": "Allow",
+                        "Resource": {"Ref": "AWS::StackId"},
+                    },
                     {
                         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                         "Effect": "Allow",
@@ -442,6 +447,59 @@ def test_the_function_runs_the_newest_python_with_its_own_log_group_and_no_async
     template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 0})
 
 
+def event_age(template: Template) -> int:
+    """How long the function's async queue keeps an event (the one EventInvokeConfig's MaximumEventAgeInSeconds)."""
+    [config] = template.find_resources("AWS::Lambda::EventInvokeConfig").values()
+    age: int = config["Properties"]["MaximumEventAgeInSeconds"]
+    return age
+
+
+@pytest.mark.parametrize(
+    ("completion_timeout", "seconds"),
+    [
+        pytest.param(None, 1920, id="default-30-minutes"),
+        pytest.param(cdk.Duration.seconds(0), 120, id="answer-at-once"),
+        pytest.param(cdk.Duration.minutes(55), 3420, id="longest-55-minutes"),
+    ],
+)
+def test_a_throttled_event_is_kept_no_longer_than_cloudformation_waits_for_it(
+    completion_timeout: cdk.Duration | None, seconds: int
+) -> None:
+    props = {} if completion_timeout is None else {"completion_timeout": completion_timeout}
+    template = template_of(experiment_name="shadow-test", model_variant_actions={"shadow": "Promote"}, **props)
+
+    assert event_age(template) == seconds
+    assert stopper_properties(template)["ServiceTimeout"] == str(seconds)
+    assert 60 <= event_age(template) <= 3600  # Lambda's lower bound; CloudFormation's longest ServiceTimeout
+
+
+def test_the_event_age_follows_the_longest_service_timeout_of_the_stoppers_served() -> None:
+    # GIVEN a default function serving three stoppers, the longest served second (the age grows, then stays)
+    stack = new_stack()
+    for index, minutes in enumerate((3, 40, 7)):
+        InferenceExperimentStopper(
+            stack,
+            f"Stopper{index}",
+            experiment_name=f"experiment-{index}",
+            model_variant_actions={"shadow": "Promote"},
+            completion_timeout=cdk.Duration.minutes(minutes),
+        )
+    # WHEN it is synthesized
+    template = Template.from_stack(stack)
+
+    # THEN its one async configuration keeps events as long as the longest stopper's ServiceTimeout, no longer
+    template.resource_count_is("AWS::Lambda::EventInvokeConfig", 1)
+    service_timeouts = [int(r["Properties"]["ServiceTimeout"]) for r in template.find_resources(TYPE).values()]
+    assert sorted(service_timeouts) == [5 * 60, 9 * 60, 42 * 60]
+    assert event_age(template) == 42 * 60
+
+
+def test_a_function_that_serves_no_stopper_keeps_events_as_long_as_an_immediate_answer_waits() -> None:
+    stack = new_stack()
+    StopperFunction(stack, "Idle")
+    assert event_age(Template.from_stack(stack)) == 120
+
+
 def test_tokens_are_not_validated() -> None:
     stack = new_stack()
     name = cdk.CfnParameter(stack, "Name").value_as_string
@@ -468,13 +526,10 @@ def test_bundles_the_handler_and_crhelper_without_docker() -> None:
 
     [asset] = Path(assembly.directory).glob("asset.*")
     files = {str(path.relative_to(asset)) for path in asset.rglob("*") if path.is_file()}
-    assert files == {
-        "index.py",
-        "lifecycle.py",
-        "metrics.py",
-        "properties.py",
-        "responder.py",
-        "rules.py",
+    # Every module of the handler (whichever they are), crhelper with its licence, and nothing else.
+    handler_modules = {path.name for path in HANDLER_DIR.glob("*.py")}
+    assert {"index.py", "rules.py"} <= handler_modules
+    assert files == handler_modules | {
         "crhelper/__init__.py",
         "crhelper/log_helper.py",
         "crhelper/resource_helper.py",
@@ -665,7 +720,7 @@ def test_fails_when_the_experiment_name_is_off_the_pattern() -> None:
 
 
 # The first policy also holds the function's own two statements, so it has room for fewer experiments.
-@pytest.mark.parametrize(("name_length", "per_policy"), [(15, [57, 43]), (120, [26, 30, 30, 14])])
+@pytest.mark.parametrize(("name_length", "per_policy"), [(15, [55, 45]), (120, [26, 30, 30, 14])])
 def test_a_hundred_stoppers_stay_within_iam_quotas(name_length: int, per_policy: list[int]) -> None:
     stack = new_stack()
     for index in range(100):
@@ -688,6 +743,38 @@ def test_three_hundred_stoppers_with_forty_character_names_fit_one_role() -> Non
     policies = role_policies(template.to_json())
     assert policies.fits, str(policies)
     assert sum(len(names) for names in experiments_allowed(template)) == 300
+
+
+@pytest.mark.parametrize("name_length", [15, 40, 120])
+@pytest.mark.parametrize(
+    "function_id",
+    [
+        pytest.param(None, id="default-function"),
+        pytest.param("ShadowTestStopperFunctionOfTheRecommendationsTeamInItsOwnStack", id="own-function-long-id"),
+    ],
+)
+def test_a_full_first_policy_with_a_guard_stays_within_its_quota(name_length: int, function_id: str | None) -> None:
+    # GIVEN the first policy at its fullest: the function's own statements with the guard's, then experiments
+    stack = new_stack()
+    function = StopperFunction(stack, function_id) if function_id else None
+    guard = PromotionGuard(max_error_rate=0.01)
+    for index in range(70):
+        name = f"{index:03d}-".ljust(name_length, "x")
+        InferenceExperimentStopper(
+            stack,
+            f"S{index}",
+            experiment_name=name,
+            model_variant_actions={"s": "Promote"},
+            promotion_guard=guard if index == 0 else None,
+            function=function,
+        )
+    # WHEN it is synthesized
+    template = Template.from_stack(stack)
+
+    # THEN the experiments overflowed into a second policy before the first went past IAM's 6,144 characters
+    policies = role_policies(template.to_json())
+    assert len(policies.managed) >= 2, str(policies)
+    assert policies.fits, str(policies)
 
 
 def test_fails_when_a_stack_names_more_experiments_than_one_role_may_be_allowed() -> None:

@@ -2,12 +2,8 @@
 
 from inference_experiment_stopper._function import StopperFunction
 from inference_experiment_stopper.guard import GuardFailure, PromotionGuard
-from inference_experiment_stopper.stopper import (
-    DesiredState,
-    InferenceExperimentStopper,
-    ModelVariantAction,
-    ModelVariantConfig,
-)
+from inference_experiment_stopper.props import DesiredState, ModelVariantAction, ModelVariantConfig
+from inference_experiment_stopper.stopper import InferenceExperimentStopper
 
 __all__ = [
     "DesiredState",

@@ -19,6 +19,9 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 # The function's timeout is the longest completion timeout plus this, for describing, pausing and answering.
 TIMEOUT_MARGIN = Duration.minutes(1)
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
+# How much longer than the function CloudFormation waits for an answer before failing the resource itself.
+SERVICE_TIMEOUT_MARGIN = Duration.minutes(1)
+MAX_SERVICE_TIMEOUT_SECONDS = 3600  # CloudFormation's limit for a custom resource
 EXPERIMENT_ACTIONS = ["sagemaker:DescribeInferenceExperiment", "sagemaker:StopInferenceExperiment"]
 # The experiment ARNs go into customer-managed policies of their own, packed by size: IAM allows 6,144
 # characters per managed policy and 10 managed policies per role (inline policies share 10,240 characters,
@@ -29,8 +32,10 @@ MANAGED_POLICIES_PER_ROLE = 10
 ARN_OVERHEAD = len('"arn:aws-us-gov:sagemaker:ap-southeast-4:123456789012:inference-experiment/",')
 UNRESOLVED_NAME_LENGTH = 120
 # The first managed policy also holds the function's own statements (its stack, its log group, itself, and for a
-# promotion guard CloudWatch's GetMetricData).
-OWN_STATEMENTS_ROOM = 700
+# promotion guard CloudWatch's GetMetricData): about 750 characters with a guard for the default function (a
+# 34-character construct path), and about two more for each further character of a function's path (two ARNs
+# name it). This leaves room for paths of about 70 characters.
+OWN_STATEMENTS_ROOM = 800
 # Why the construct acknowledges the compliance findings it does; the README's table repeats these.
 ACKNOWLEDGED = {
     "AwsSolutions-IAM4": "In a VPC, Lambda creates the function's network interfaces with its role; their EC2 "
@@ -40,6 +45,15 @@ ACKNOWLEDGED = {
     "LambdaDLQ": "The function answers every event to CloudFormation itself, FAILED included, and async retries "
     "are off; a dead-letter queue would only store events with their pre-signed ResponseURL",
 }
+
+
+def service_timeout(completion_timeout: Duration) -> Duration:
+    """How long CloudFormation waits for a stopper's answer: its completion timeout plus both margins, at most 1 h.
+
+    The stopper's ServiceTimeout, and what bounds how long the function's async queue keeps its events.
+    """
+    seconds = completion_timeout.plus(TIMEOUT_MARGIN).plus(SERVICE_TIMEOUT_MARGIN).to_seconds()
+    return Duration.seconds(min(seconds, MAX_SERVICE_TIMEOUT_SECONDS))
 
 
 class StopperFunction(Construct):
@@ -116,15 +130,19 @@ class StopperFunction(Construct):
         )
         if vpc is not None:
             self._allow_network_interfaces()
-        # The function's own needs: rollback detection reads this stack's status, and it writes its log group.
-        # In a customer-managed policy (no inline policy), which the first experiments share.
+        # The function's own needs: rollback detection reads this stack's status, a clean-up Delete lists the
+        # stack's resources (is the experiment still named by a stopper that moved to a new logical id?), and it
+        # writes its log group. In a customer-managed policy (no inline policy), which the first experiments share.
         self._policies = [
             iam.ManagedPolicy(
                 self,
                 "Policy1",
                 description="What the stack's inference experiment stop function may do",
                 statements=[
-                    iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[Aws.STACK_ID]),
+                    iam.PolicyStatement(
+                        actions=["cloudformation:DescribeStacks", "cloudformation:ListStackResources"],
+                        resources=[Aws.STACK_ID],
+                    ),
                     iam.PolicyStatement(
                         actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                         resources=[self.log_group.log_group_arn],
@@ -156,6 +174,9 @@ class StopperFunction(Construct):
             timeout=TIMEOUT_MARGIN,
             # CloudFormation invokes asynchronously; a retry of a timed-out event would answer it twice.
             retry_attempts=0,
+            # Lambda keeps a throttled async event for up to 6 hours by default: none may run after CloudFormation
+            # stopped waiting for it. The longest ServiceTimeout served, raised in serve().
+            max_event_age=service_timeout(Duration.seconds(0)),
             vpc=vpc,
             vpc_subnets=vpc_subnets,
             security_groups=security_groups,
@@ -169,12 +190,9 @@ class StopperFunction(Construct):
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
         )
         self._acknowledge_what_is_by_design()
-        self._needs: list[IConstruct] = [
-            self.role,
-            self.log_group,
-            self._policies[0],
-            self.function.node.find_child("EventInvokeConfig"),
-        ]
+        event_invoke_config = self.function.node.find_child("EventInvokeConfig")
+        self._event_invoke_config = cast(lambda_.CfnEventInvokeConfig, event_invoke_config.node.default_child)
+        self._needs: list[IConstruct] = [self.role, self.log_group, self._policies[0], event_invoke_config]
 
     def _allow_network_interfaces(self) -> None:
         # Lambda makes the function's network interfaces with the function's own role. Their actions take no
@@ -217,7 +235,8 @@ class StopperFunction(Construct):
         Returns:
             What a custom resource calling the function must depend on, so that it all outlives every event
             (the Delete in a stack deletion included): the role, the policy naming this experiment, the log
-            group and the no-retry configuration. The function itself it reaches through its service token.
+            group and the async configuration (no retries, events no older than the longest ServiceTimeout).
+            The function itself it reaches through its service token.
 
         Raises:
             ValueError: when the stack names more experiments than IAM lets one role be allowed.
@@ -231,6 +250,8 @@ class StopperFunction(Construct):
             cfn_function = cast(lambda_.CfnFunction, self.function.node.default_child)
             # A longer wait goes on in further runs of the function, each handing it on to the next.
             cfn_function.timeout = min(completion_timeout.plus(TIMEOUT_MARGIN).to_seconds(), LAMBDA_MAX_TIMEOUT_SECONDS)
+            # The service timeout grows with the completion timeout: the longest wait has the longest one.
+            self._event_invoke_config.maximum_event_age_in_seconds = service_timeout(completion_timeout).to_seconds()
         return [*self._needs, *dict.fromkeys(policies)]
 
     def _arns(self, name: str) -> list[str]:

@@ -16,11 +16,11 @@ from aws_cdk import Duration, Token
 from aws_cdk import aws_sagemaker as sagemaker
 
 from inference_experiment_stopper._asset import load_handler_module
+from inference_experiment_stopper.guard import PromotionGuard
+from inference_experiment_stopper.props import ModelVariantConfig
 
 if TYPE_CHECKING:
     import rules
-
-    from inference_experiment_stopper.stopper import ModelVariantConfig
 else:
     rules = load_handler_module("rules")
 
@@ -86,8 +86,6 @@ def desired_model_variants(value: object, actions: Mapping[str, str]) -> list[Mo
     Raises:
         ValueError: for anything but a sequence of at most 2 ModelVariantConfig that SageMaker would accept.
     """
-    from inference_experiment_stopper.stopper import ModelVariantConfig  # noqa: PLC0415 (the prop type's module)
-
     if value is None:
         return []
     if isinstance(value, str | bytes | Mapping | ModelVariantConfig) or not isinstance(value, Sequence):
@@ -219,8 +217,6 @@ def promotion_guard_window(guard: object, actions: Mapping[str, str]) -> int | N
     Raises:
         ValueError: naming the guard's prop and the bad value.
     """
-    from inference_experiment_stopper.guard import PromotionGuard  # noqa: PLC0415 (the prop type's module)
-
     if not isinstance(guard, PromotionGuard):
         raise ValueError(f"promotion_guard must be a PromotionGuard; got {guard!r}")
     if "Promote" not in actions.values():

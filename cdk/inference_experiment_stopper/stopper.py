@@ -1,11 +1,9 @@
-"""The InferenceExperimentStopper construct and its prop types."""
+"""The InferenceExperimentStopper construct (its prop types are in ``props``, and importable from here too)."""
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from aws_cdk import CustomResource, Duration, Stack
@@ -15,59 +13,13 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from inference_experiment_stopper import _validation as check
-from inference_experiment_stopper._function import TIMEOUT_MARGIN, StopperFunction
+from inference_experiment_stopper._function import StopperFunction, service_timeout
 from inference_experiment_stopper.guard import PromotionGuard
+from inference_experiment_stopper.props import DesiredState, ModelVariantAction, ModelVariantConfig
+
+__all__ = ["DesiredState", "InferenceExperimentStopper", "ModelVariantAction", "ModelVariantConfig"]
 
 RESOURCE_TYPE = "Custom::InferenceExperimentStop"
-# How much longer than the function CloudFormation waits for an answer before failing the resource itself.
-SERVICE_TIMEOUT_MARGIN = Duration.minutes(1)
-MAX_SERVICE_TIMEOUT_SECONDS = 3600  # CloudFormation's limit for a custom resource
-
-
-class ModelVariantAction(StrEnum):
-    """What happens to a variant when the experiment stops."""
-
-    PROMOTE = "Promote"
-    """The shadow variant replaces the production variant."""
-    REMOVE = "Remove"
-    """The variant is deleted."""
-    RETAIN = "Retain"
-    """The variant stays as it is."""
-
-
-class DesiredState(StrEnum):
-    """The status the experiment ends in."""
-
-    COMPLETED = "Completed"
-    CANCELLED = "Cancelled"
-
-
-@dataclass(frozen=True)
-class ModelVariantConfig:
-    """The infrastructure a variant keeps after the experiment stops (SageMaker's ModelVariantConfig).
-
-    Args:
-        model_name: the SageMaker model the variant serves.
-        variant_name: the variant, as named in the experiment.
-        instance_type: a real-time inference instance type, e.g. "ml.m5.xlarge".
-        instance_count: how many instances (0 or more).
-    """
-
-    model_name: str
-    variant_name: str
-    instance_type: str
-    instance_count: int
-
-    def to_api(self) -> dict[str, Any]:
-        """The variant in the API's (and the custom resource's) shape."""
-        return {
-            "ModelName": self.model_name,
-            "VariantName": self.variant_name,
-            "InfrastructureConfig": {
-                "InfrastructureType": "RealTimeInference",
-                "RealTimeInferenceConfig": {"InstanceType": self.instance_type, "InstanceCount": self.instance_count},
-            },
-        }
 
 
 class InferenceExperimentStopper(Construct):
@@ -161,9 +113,7 @@ class InferenceExperimentStopper(Construct):
             service_token=self._function.function.function_arn,
             resource_type=RESOURCE_TYPE,
             properties=properties,
-            service_timeout=Duration.seconds(
-                min(timeout.plus(TIMEOUT_MARGIN).plus(SERVICE_TIMEOUT_MARGIN).to_seconds(), MAX_SERVICE_TIMEOUT_SECONDS)
-            ),
+            service_timeout=service_timeout(timeout),
         )
         self._resource.node.add_dependency(*needs)
         if experiment is not None:
