@@ -27,11 +27,9 @@ CLOUDWATCH_TARGET = "GraniteServiceVersion20100801."
 GOOD_METRICS = {
     "shadowLatency": [28_000.0],
     "shadowInvocations": [15_000.0],
-    "shadowErrors5xx": [3.0],
     "shadowModelErrors": [0.0],
     "productionLatency": [30_100.0],
     "productionInvocations": [15_200.0],
-    "productionErrors5xx": [4.0],
     "productionModelErrors": [1.0],
 }
 

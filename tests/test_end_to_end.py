@@ -185,6 +185,7 @@ def test_the_bundled_asset_runs_as_lambda_would(
         passed_on = dict(link_two)
         assert passed_on.pop("InferenceExperimentStopperContinuation")["Link"] == 2
         assert passed_on == events["Update"]  # the continuation is the only extra payload
+        aws.stack_status = "DELETE_IN_PROGRESS"  # link two reads no stack: its stop was sent; then the stack goes
         result2 = cold_start((link_two, 660_000), (events["Delete"], 660_000))
 
     assert f"crhelper from {asset}/crhelper/__init__.py" in result.stdout
@@ -204,6 +205,7 @@ def test_the_bundled_asset_runs_as_lambda_would(
         "DescribeStacks",  # Update, link one
         "DescribeInferenceExperiment",
         "GetMetricData",  # the promotion guard: one call, both variants
+        "DescribeStacks",  # right before the stop: the stack still warrants it
         "StopInferenceExperiment",
         "DescribeInferenceExperiment",  # Stopping (the fake answers once so, then Completed)
         "Invoke",  # too little time left: handed on

@@ -127,7 +127,6 @@ def metric_queries(statistic: str, period: int) -> list[dict[str, Any]]:
         for query_id, metric, stat in (
             ("Latency", "ModelLatency", statistic),
             ("Invocations", "Invocations", "Sum"),
-            ("Errors5xx", "Invocation5XXErrors", "Sum"),
             ("ModelErrors", "InvocationModelErrors", "Sum"),
         ):
             dimensions = [
@@ -180,8 +179,8 @@ def metrics_fail(code: str, message: str, retries: int = 0) -> Call:
     )
 
 
-GOOD_SHADOW = {"Latency": [28_000.0], "Invocations": [15_000.0], "Errors5xx": [3.0], "ModelErrors": [0.0]}
-PRODUCTION = {"Latency": [30_100.0], "Invocations": [15_200.0], "Errors5xx": [4.0], "ModelErrors": [1.0]}
+GOOD_SHADOW = {"Latency": [28_000.0], "Invocations": [15_000.0], "ModelErrors": [3.0]}
+PRODUCTION = {"Latency": [30_100.0], "Invocations": [15_200.0], "ModelErrors": [5.0]}
 FALLBACK_STOP = {
     "Name": NAME,
     "ModelVariantActions": {"shadow": "Remove", "production": "Retain"},
@@ -231,7 +230,19 @@ class Case:
     id: str = field(default="")
 
 
-RUNNING_TO_DONE = [describe("Running"), stop(), describe("Stopping"), describe("Stopping"), describe("Completed")]
+def running_to_done(stack_status: str) -> list[Call]:
+    """Running, then (the stack re-read right before the stop) stopped and waited through to Completed."""
+    return [
+        describe("Running"),
+        stacks(stack_status),
+        stop(),
+        describe("Stopping"),
+        describe("Stopping"),
+        describe("Completed"),
+    ]
+
+
+RUNNING_TO_DONE = running_to_done("UPDATE_IN_PROGRESS")
 PROMOTE_FREE = {"shadow": "Retain", "production": "Remove"}
 
 
@@ -313,7 +324,7 @@ CASES = [
     Case(
         ("Update/Delete", "Running"),
         "Delete",
-        [stacks("DELETE_IN_PROGRESS"), *RUNNING_TO_DONE],
+        [stacks("DELETE_IN_PROGRESS"), *running_to_done("DELETE_IN_PROGRESS")],
         data_status="Completed",
         sleeps=[2.0, 3.0],
         id="delete-running",
@@ -321,7 +332,7 @@ CASES = [
     Case(
         ("Update/Delete", "Running"),
         "Update",
-        [stacks("UPDATE_IN_PROGRESS"), describe("Running"), stop(), describe("Stopping")],
+        [stacks("UPDATE_IN_PROGRESS"), describe("Running"), stacks("UPDATE_IN_PROGRESS"), stop(), describe("Stopping")],
         data_status="Stopping",
         edit=props(CompletionTimeoutSeconds="0"),
         sleeps=[],
@@ -331,7 +342,14 @@ CASES = [
         Case(
             ("Update/Delete", "Creating / Starting / Updating"),
             "Update",
-            [stacks("UPDATE_IN_PROGRESS"), describe(status), describe("Running"), stop(), describe("Completed")],
+            [
+                stacks("UPDATE_IN_PROGRESS"),
+                describe(status),
+                describe("Running"),
+                stacks("UPDATE_IN_PROGRESS"),
+                stop(),
+                describe("Completed"),
+            ],
             data_status="Completed",
             sleeps=[2.0],
             id=f"update-{status.lower()}",
@@ -370,6 +388,8 @@ CASES = [
             [stacks(f"{request_type.upper()}_IN_PROGRESS"), describe("Stopping"), describe("Completed")],
             data_status="Completed",
             sleeps=[2.0],
+            # Someone else's stop: without a Promote, the declared end (Completed) is what SUCCESS needs.
+            edit=remove_variants_and(ModelVariantActions=PROMOTE_FREE),
             id=f"{request_type.lower()}-stopping",
         )
         for request_type in ("Update", "Delete")
@@ -387,7 +407,8 @@ CASES = [
         "Update",
         [stacks("UPDATE_IN_PROGRESS"), describe("Cancelled")],
         status="FAILED",
-        reason="Inference experiment shadow-test is already Cancelled: its shadow can no longer be promoted",
+        reason="Inference experiment shadow-test was stopped by someone else or ended on its own: it ended Cancelled, "
+        "and SageMaker's answer does not show its shadow promoted; the declared promotion did not happen",
         id="update-cancelled-promote",
     ),
     Case(
@@ -395,7 +416,8 @@ CASES = [
         "Delete",
         [stacks("DELETE_IN_PROGRESS"), describe("Completed")],
         data_status="Completed",
-        logged="had already ended (Completed) on its own: the declared promotion never happened",
+        logged="was stopped by someone else or ended on its own: it ended Completed, and SageMaker's answer does not "
+        "show its shadow promoted; the declared promotion did not happen; answering the Delete anyway",
         id="delete-completed",
     ),
     Case(
@@ -411,7 +433,7 @@ CASES = [
         "Delete",
         [stacks("DELETE_IN_PROGRESS"), describe_fails("ResourceNotFound", "not found")],
         data_status="NotFound",
-        logged="does not exist: nothing to stop",
+        logged="does not exist (any more): nothing left to stop",
         id="delete-not-found",
     ),
     Case(
@@ -429,11 +451,15 @@ CASES = [
         [
             stacks("UPDATE_IN_PROGRESS"),
             describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
             stop_fails("ConflictException", "Experiment is being stopped"),
             describe("Stopping"),
-            describe("Completed"),
+            describe("Completed", StatusReason="stopped by hand"),
         ],
-        data_status="Completed",
+        status="FAILED",
+        reason="Inference experiment shadow-test was stopped by someone else or ended on its own: it ended Completed "
+        "(stopped by hand), and SageMaker's answer does not show its shadow promoted; the declared promotion did not "
+        "happen",
         sleeps=[2.0],
         id="conflict-someone-else-stopped",
     ),
@@ -443,6 +469,7 @@ CASES = [
         [
             stacks("DELETE_IN_PROGRESS"),
             describe("Running"),
+            stacks("DELETE_IN_PROGRESS"),
             stop_fails("ConflictException", "Experiment is being updated"),
             describe("Running"),
         ],
@@ -453,7 +480,13 @@ CASES = [
     Case(
         ("Update", "completion timeout reached while still Stopping"),
         "Update",
-        [stacks("UPDATE_IN_PROGRESS"), describe("Running"), stop(), *[describe("Stopping")] * 8],
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
+            stop(),
+            *[describe("Stopping")] * 8,
+        ],
         status="FAILED",
         reason="Inference experiment shadow-test is still Stopping after 30 s (CompletionTimeoutSeconds 30)",
         edit=props(CompletionTimeoutSeconds="30"),
@@ -463,7 +496,13 @@ CASES = [
     Case(
         ("Delete", "completion timeout reached after the Stop was accepted"),
         "Delete",
-        [stacks("DELETE_IN_PROGRESS"), describe("Running"), stop(), *[describe("Stopping")] * 8],
+        [
+            stacks("DELETE_IN_PROGRESS"),
+            describe("Running"),
+            stacks("DELETE_IN_PROGRESS"),
+            stop(),
+            *[describe("Stopping")] * 8,
+        ],
         data_status="Stopping",
         edit=props(CompletionTimeoutSeconds="30"),
         sleeps=[2.0, 3.0, 4.5, 6.0, 6.0, 6.0, 2.5],
@@ -489,7 +528,12 @@ CASES = [
     Case(
         ("any", "AccessDenied"),
         "Update",
-        [stacks("UPDATE_IN_PROGRESS"), describe("Running"), stop_fails("AccessDeniedException", "not authorized")],
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
+            stop_fails("AccessDeniedException", "not authorized"),
+        ],
         status="FAILED",
         reason="Access denied: the function's role may not call sagemaker:StopInferenceExperiment on shadow-test",
         id="access-denied-stop",
@@ -594,14 +638,14 @@ CASES = [
             ),
             (
                 "guard-error-rate-fails",
-                {**GOOD_SHADOW, "Errors5xx": [30.0], "ModelErrors": [15.0]},
+                {**GOOD_SHADOW, "ModelErrors": [45.0]},
                 {},
                 "p99",
                 "shadow error rate 0.0030 > 0.001 (over 15,000 shadow invocations)",
             ),
             (
                 "guard-error-rate-ratio-fails",
-                {**GOOD_SHADOW, "Errors5xx": [12.0]},
+                {**GOOD_SHADOW, "ModelErrors": [12.0]},
                 {"MaxErrorRate": "", "MaxLatencyRatio": "", "MaxErrorRateRatio": "2"},
                 "p99",
                 "shadow error rate 0.0008 > 2.00 x production 0.0003 (over 15,000 shadow invocations)",
@@ -618,7 +662,7 @@ CASES = [
                 {**GOOD_SHADOW, "Latency": []},
                 {},
                 "p99",
-                "not enough evidence: no p99 ModelLatency datapoints for the shadow variant",
+                "not enough evidence: the shadow variant's p99 ModelLatency has no datapoints",
             ),
         )
     ],
@@ -629,6 +673,7 @@ CASES = [
             stacks("UPDATE_IN_PROGRESS"),
             describe("Running"),
             metrics_read({**GOOD_SHADOW, "Latency": [41_200.0]}, PRODUCTION),
+            stacks("UPDATE_IN_PROGRESS"),
             fallback_stop(
                 "shadow p99 ModelLatency 41.2 ms > 1.10 x production 30.1 ms (over 15,000 shadow invocations)"
             ),
@@ -644,7 +689,14 @@ CASES = [
         Case(
             ("Delete", "a promotion guard fails"),
             "Delete",
-            [stacks("DELETE_IN_PROGRESS"), describe("Running"), read, fallback_stop(why), describe("Completed")],
+            [
+                stacks("DELETE_IN_PROGRESS"),
+                describe("Running"),
+                read,
+                stacks("DELETE_IN_PROGRESS"),
+                fallback_stop(why),
+                describe("Completed"),
+            ],
             data_status="Completed",
             decision=f"FellBack: {why}",
             edit=guarded(),
@@ -685,15 +737,11 @@ CASES = [
     Case(
         ("Update", "Name changed"),
         "Update",
-        [
-            stacks("UPDATE_IN_PROGRESS"),
-            describe("Running", name="shadow-test-2"),
-            stop(Name="shadow-test-2"),
-            describe("Completed", name="shadow-test-2"),
-        ],
-        data_status="Completed",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Running", name="shadow-test-2")],
+        data_status="Running",
         physical_id="shadow-test-2",
         edit=renamed,
+        logged="Name changed to shadow-test-2: a replacement, checked as a Create is; nothing stopped",
         id="update-renamed",
     ),
     Case(
@@ -727,7 +775,9 @@ CASES = [
         "Update",
         [
             stacks("UPDATE_IN_PROGRESS"),
-            describe("Stopping"),
+            describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
+            stop(),
             describe("Cancelled", StatusReason="Endpoint update failed; the experiment was cancelled"),
         ],
         status="FAILED",
@@ -742,6 +792,7 @@ CASES = [
             [
                 stacks(f"{request_type.upper()}_IN_PROGRESS"),
                 describe("Running"),
+                stacks(f"{request_type.upper()}_IN_PROGRESS"),
                 stop(),
                 describe("Completed", **endpoint("Updating")),
                 describe("Completed", **endpoint("Updating")),
@@ -759,6 +810,7 @@ CASES = [
         [
             stacks("UPDATE_IN_PROGRESS"),
             describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
             stop(),
             describe("Completed", **endpoint("Failed", FailureReason="Insufficient capacity for ml.m5.xlarge")),
         ],
@@ -773,6 +825,7 @@ CASES = [
         [
             stacks("DELETE_IN_PROGRESS"),
             describe("Running"),
+            stacks("DELETE_IN_PROGRESS"),
             stop(),
             describe("Completed", **endpoint("InService", FailureReason="Update rolled back: health check failed")),
         ],
@@ -786,6 +839,7 @@ CASES = [
         [
             stacks("UPDATE_IN_PROGRESS"),
             describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
             stop(),
             describe("Completed", **endpoint("Updating")),
             describe("Completed", **endpoint("Updating")),
@@ -805,17 +859,18 @@ CASES = [
             [
                 stacks(f"{request_type.upper()}_IN_PROGRESS"),
                 describe("Running"),
+                stacks(f"{request_type.upper()}_IN_PROGRESS"),
                 stop(),
                 *[describe("Stopping")] * 3,
-                hand_on_fails("TooManyRequestsException", "Rate exceeded", retries=2),
+                *[hand_on_fails("TooManyRequestsException", "Rate exceeded")] * 3,
             ],
             status=status,
             reason="Could not hand the wait for shadow-test on to the function's next run (lambda:InvokeFunction on "
-            "the function itself failed after 2 retries: TooManyRequestsException: Rate exceeded); the stop was "
+            "the function itself failed: TooManyRequestsException: Rate exceeded); the stop was "
             "accepted and may still complete",
             data_status="Stopping" if status == "SUCCESS" else None,
             logged="answering the Delete anyway" if status == "SUCCESS" else "",
-            sleeps=[2.0, 3.0],
+            sleeps=[2.0, 3.0, 0.5, 1.0],  # the poll, then the pauses between the three Invoke attempts
             remaining_millis=40_000,
             id=f"{request_type.lower()}-hand-on-refused",
         )
@@ -833,7 +888,7 @@ CASES = [
     Case(
         ("Update/Delete", "a later link of the wait"),
         "Delete",
-        [describe("Running"), stop(), describe("Completed")],
+        [describe("Running"), stacks("DELETE_IN_PROGRESS"), stop(), describe("Completed")],
         data_status="Completed",
         edit=continued(stop_sent=False),
         id="later-link-still-waiting-to-run",
@@ -879,6 +934,7 @@ def run(
             clock,
             clients["lambda"],
             clients["cloudwatch"],
+            jitter=lambda: 0.0,  # the base pauses, so that each row's sleeps are exact
         )
         monkeypatch.setattr(index, "services", lambda: services)
         event = load_event(case.request_type)

@@ -53,11 +53,12 @@ def run_chain(monkeypatch: pytest.MonkeyPatch, response_server: ResponseServer) 
         )
         stacks = Stubber(cloudformation)
         stack_status = f"{request_type.upper()}_IN_PROGRESS"
-        stacks.add_response(
-            "describe_stacks",
-            {"Stacks": [{"StackName": "S", "StackStatus": stack_status, "CreationTime": "2026-11-01T00:00:00Z"}]},
-            {"StackName": STACK_ID},
-        )
+        for _ in range(2):  # read as the event arrives, and again right before the stop
+            stacks.add_response(
+                "describe_stacks",
+                {"Stacks": [{"StackName": "S", "StackStatus": stack_status, "CreationTime": "2026-11-01T00:00:00Z"}]},
+                {"StackName": STACK_ID},
+            )
         invokes = Stubber(lambda_client)
         for _ in range(12):
             invokes.add_response(
@@ -69,11 +70,13 @@ def run_chain(monkeypatch: pytest.MonkeyPatch, response_server: ResponseServer) 
         lambda_client.meta.events.register(
             "before-parameter-build.lambda.Invoke", lambda params, **_: payloads.append(json.loads(params["Payload"]))
         )
-        services = lifecycle.Services(experiment.client, cloudformation, clock, lambda_client)
+        services = lifecycle.Services(experiment.client, cloudformation, clock, lambda_client, jitter=lambda: 0.5)
         monkeypatch.setattr(index, "services", lambda: services)
 
         event = load_event(request_type)
         event["ResourceProperties"]["CompletionTimeoutSeconds"] = str(timeout)
+        # As the construct writes it: CloudFormation waits the completion timeout plus two minutes.
+        event["ResourceProperties"]["ServiceTimeout"] = str(min(timeout + 120, 3600))
         event["ResponseURL"] = response_server.url
         links = 0
         with stacks, invokes:
@@ -103,13 +106,14 @@ def test_a_fifty_minute_stop_is_answered_once_after_four_links(run_chain: Callab
         "Decision": "NoGuard",  # decided in link one, carried to the last
     }
     assert len(chain.experiment.stops) == 1
-    assert 0 <= chain.clock.time() - chain.experiment.completed_at <= 10
+    assert 0 <= chain.clock.time() - chain.experiment.completed_at <= 20  # polls at most 15 s apart once a stop lasts
 
 
 def test_the_continuation_is_the_only_extra_payload_and_keeps_the_deadline(run_chain: Callable[..., Chain]) -> None:
     chain = run_chain("Delete", stop_takes=40 * 60)
     original = load_event("Delete")
     original["ResourceProperties"]["CompletionTimeoutSeconds"] = "3300"
+    original["ResourceProperties"]["ServiceTimeout"] = "3420"
 
     deadlines = set()
     for link, payload in enumerate(chain.payloads, start=2):
@@ -146,7 +150,7 @@ def test_a_promotion_is_answered_once_the_endpoint_serves_it(run_chain: Callable
     assert answer["Status"] == "SUCCESS", answer["Reason"]
     assert answer["Data"]["EndpointStatus"] == "InService"
     assert chain.links == 2
-    assert 0 <= chain.clock.time() - chain.experiment.serving_at <= 10
+    assert 0 <= chain.clock.time() - chain.experiment.serving_at <= 20  # polls at most 15 s apart once a stop lasts
 
 
 def test_a_continuation_delivered_twice_to_a_warm_function_is_carried_out_once(

@@ -11,7 +11,7 @@ import boto3
 import lifecycle
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
-from properties import StopFailed
+from outcomes import StopFailed
 from responder import CfnResponder
 
 if TYPE_CHECKING:
@@ -25,8 +25,10 @@ ANSWER_RESERVE_SECONDS = 15
 # botocore's standard mode backs off with jitter; 8 attempts ride out a burst of throttling or 5xx. Control-plane
 # calls answer in well under a second: a hung connection is cut short and retried rather than waited on for 60 s.
 RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 8}, connect_timeout=5, read_timeout=20)
-# Handing a long wait on (an async Invoke, answered at once) must fit in lifecycle.HAND_ON_SECONDS.
-HAND_ON = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=3)
+# Handing a long wait on (an async Invoke, answered at once) must fit in waiting.HAND_ON_SECONDS. One attempt per
+# call: botocore would also retry a read timeout of an Invoke that Lambda accepted, starting two next links;
+# waiting.hand_on tries again only where the Invoke was surely not accepted.
+HAND_ON = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2, read_timeout=4)
 
 helper = CfnResponder(log_level="INFO", sleep_on_delete=2)
 

@@ -1,27 +1,35 @@
-"""What each CloudFormation event does to the inference experiment.
+"""What each CloudFormation event does to the inference experiment: the event's dispatcher.
 
-`next_step` is the decision table (a plain function of the event and the experiment's status);
-`handle` carries one event out against SageMaker and CloudFormation, waiting on an injected clock.
-A wait longer than one run of the function is handed on: the function invokes itself with the event and
-a continuation record (the absolute deadline, whether the stop was sent, the link number), and only the
-last link answers. The README's lifecycle table says the same in prose, row for row.
+`handle` carries one event (or one link of a long wait) out over small modules that each own one question:
+- permission.py: may this event stop now (its deadline, the stack's state, a twin resource)?
+- waiting.py: how often do we look, and who goes on (the poll, the continuation, the hand-on)?
+- evidence.py: what do a promotion guard's metrics say?
+- ending.py: did the experiment end as this event declares?
+- properties.py and rules.py: what the event declares, checked.
+`next_step` is the decision table, a plain function of the experiment's status. The README's lifecycle
+table says the same in prose, row for row.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import logging
+import random
 from collections import deque
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import metrics
+import ending
+import evidence
+import permission
 import rules
-from botocore.exceptions import BotoCoreError, ClientError
-from properties import InvalidProperties, StopDeclaration, StopFailed, parse, quote
+from aws import Clock, Unreadable, code, failure, message, not_found, read
+from botocore.exceptions import ClientError
+from outcomes import HandedOn, InvalidProperties, NoStop, Outcome, StopFailed
+from permission import MAX_LINKS, Stack, Timing
+from properties import StopDeclaration, parse, quote
+from waiting import CONTINUATION, HAND_ON_SECONDS, Continuation, Poller, hand_on
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
@@ -31,43 +39,28 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import DescribeInferenceExperimentResponseTypeDef as Experiment
     from mypy_boto3_sagemaker.type_defs import StopInferenceExperimentRequestTypeDef as StopRequest
 
+__all__ = ["CONTINUATION", "Budget", "Outcome", "Services", "Step", "handle", "next_step"]
+
 logger = logging.getLogger(__name__)
 
 WAITING_TO_RUN = frozenset({"Creating", "Starting", "Updating"})
-STOPPED = frozenset({"Completed", "Cancelled"})
-ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
-# Polling backs off to this cap so the answer reaches CloudFormation within 10 s of the final status.
-FIRST_POLL_SECONDS = 2.0
-MAX_POLL_SECONDS = 6.0
 # Only these properties declare the stop: an Update that changes none of them (a longer completion timeout,
 # StopOn, a replaced function) never stops anything.
 DECLARATIONS = frozenset({"Name", "ModelVariantActions", "DesiredModelVariants", "DesiredState", "Reason"})
-# The event key of the continuation record that a link of a long wait hands on to the next.
-CONTINUATION = "InferenceExperimentStopperContinuation"
-# Kept back from a run's time to hand the event on (the Lambda client's own retries fit in it).
-HAND_ON_SECONDS = 20.0
-ENDPOINT_FAILED = frozenset({"Failed", "UpdateRollbackFailed"})
 # Continuations this process has carried out, so that a duplicate delivery to a warm function is not run twice.
 _SEEN: deque[tuple[str, int]] = deque(maxlen=64)
 
 
-class Clock(Protocol):
-    """Wall-clock time (epoch seconds, comparable across runs of the function); tests pass a fake one."""
-
-    def time(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
 @dataclass(frozen=True)
 class Services:
-    """The AWS clients and the clock an event is carried out with."""
+    """The AWS clients, the clock and the randomness (poll jitter) an event is carried out with."""
 
     sagemaker: SageMakerClient
     cloudformation: CloudFormationClient
     clock: Clock
     lambda_: LambdaClient | None = None
     cloudwatch: CloudWatchClient | None = None
+    jitter: Callable[[], float] = field(default=random.random)
 
     def parse(self, properties: object) -> StopDeclaration:
         """Properties parsed against the instance types of the SageMaker model this function's boto3 ships."""
@@ -82,91 +75,28 @@ class Budget:
     function_arn: str = ""
 
 
-@dataclass(frozen=True)
-class Continuation:
-    """Where a long wait stands when one run of the function hands it on to the next."""
-
-    deadline: float
-    stop_sent: bool
-    link: int
-    decision: str = ""
-
-    def record(self) -> dict[str, Any]:
-        return {"Deadline": self.deadline, "StopSent": self.stop_sent, "Link": self.link, "Decision": self.decision}
-
-    @classmethod
-    def of(cls, event: Mapping[str, Any]) -> Continuation | None:
-        """The event's continuation record, None for CloudFormation's own event.
-
-        Raises:
-            StopFailed: for a record this function did not write.
-        """
-        record = event.get(CONTINUATION)
-        if record is None:
-            return None
-        deadline, stop_sent, link = (record.get(k) if isinstance(record, Mapping) else None for k in cls._KEYS)
-        decision = record.get("Decision", "") if isinstance(record, Mapping) else None
-        if not (
-            isinstance(deadline, int | float)
-            and isinstance(stop_sent, bool)
-            and isinstance(link, int)
-            and isinstance(decision, str)
-        ):
-            raise StopFailed(f"The event's {CONTINUATION} is malformed ({quote(record)}): nothing was stopped")
-        return cls(float(deadline), stop_sent, link, decision)
-
-    _KEYS = ("Deadline", "StopSent", "Link")
-
-
-class HandedOn(Exception):
-    """The wait was handed on to the next run of the function, which answers in this run's stead."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A successful answer (the physical id and the Data CloudFormation's GetAtt reads), or none from this run."""
-
-    physical_id: str
-    arn: str = ""
-    status: str = "Unknown"
-    endpoint_status: str = ""
-    decision: str = ""  # what the stop this event sent decided: Promoted, FellBack: <why>, NoGuard ("" for none)
-    silent: bool = False  # a later link of the wait answers, or the copy of this continuation already did
-
-    @property
-    def data(self) -> dict[str, str]:
-        return {
-            "InferenceExperimentArn": self.arn,
-            "Status": self.status,
-            "EndpointStatus": self.endpoint_status,
-            "Decision": self.decision,
-        }
-
-
 class Step(Enum):
     STOP = "stop"
     WAIT = "wait"
     DONE = "done"
 
 
-def next_step(request_type: str, experiment: Experiment, *, promotes: bool, stopping: bool) -> Step:
+def next_step(request_type: str, experiment: Experiment, *, stopping: bool, promoting: bool) -> Step:
     """What to do next with an experiment.
 
     Args:
         request_type: Update or Delete.
         experiment: the latest DescribeInferenceExperiment answer.
-        promotes: whether a variant is declared Promote.
-        stopping: whether this event has sent the stop or seen the experiment Stopping.
+        stopping: whether this event's stop was sent, or the experiment is being stopped.
+        promoting: whether the stop this event sent promotes (its endpoint must then serve again).
 
     Raises:
-        StopFailed: where the event must fail (an Update that cannot do what was declared).
+        StopFailed: where the event must fail (an Update of an experiment that has not started).
     """
     status = experiment["Status"]
     name = experiment["Name"]
-    if status in STOPPED:
-        if request_type == "Update" and promotes and not stopping:
-            raise StopFailed(f"Inference experiment {name} is already {status}: its shadow can no longer be promoted")
-        if stopping and promotes and not endpoint_settled(experiment):
+    if status in ending.STOPPED:
+        if stopping and promoting and not ending.endpoint_settled(experiment):
             return Step.WAIT  # the promotion is an endpoint update: wait until the endpoint serves it
         return Step.DONE
     if stopping or status in WAITING_TO_RUN or status == "Stopping":
@@ -182,34 +112,12 @@ def next_step(request_type: str, experiment: Experiment, *, promotes: bool, stop
     raise StopFailed(f"Inference experiment {name} is in an unexpected status {status!r}: not stopped")
 
 
-def endpoint_settled(experiment: Experiment) -> bool:
-    """Whether the experiment's endpoint is InService again, or has failed (its FailureReason says why).
-
-    EndpointStatus is optional in the service model (*unverified* whether SageMaker always reports it here):
-    an endpoint whose status is not reported is not taken to be serving, so the wait goes on to the deadline.
-    """
-    endpoint = experiment.get("EndpointMetadata", {})
-    return (
-        endpoint.get("EndpointStatus") == "InService"
-        or endpoint.get("EndpointStatus") in ENDPOINT_FAILED
-        or bool(endpoint.get("FailureReason"))
-    )
-
-
-def poll_delays() -> Iterator[float]:
-    """Seconds between DescribeInferenceExperiment calls: quick at first, then every MAX_POLL_SECONDS."""
-    delay = FIRST_POLL_SECONDS
-    while True:
-        yield delay
-        delay = min(delay * 1.5, MAX_POLL_SECONDS)
-
-
 def handle(event: Mapping[str, Any], services: Services, budget: Budget) -> Outcome:
     """Carry out one CloudFormation event, or one link of a wait handed on from an earlier run.
 
     Args:
         event: the custom-resource event (with a continuation record after the first link).
-        services: AWS clients and clock.
+        services: AWS clients, clock and jitter.
         budget: how long this run may wait before it must answer or hand the wait on, and its function's ARN.
 
     Raises:
@@ -228,7 +136,89 @@ def handle(event: Mapping[str, Any], services: Services, budget: Budget) -> Outc
             return _delete(event, services, budget)
     except HandedOn:
         return Outcome("", silent=True)
+    except NoStop as refused:
+        if refused.answers_failed:
+            raise StopFailed(str(refused)) from refused
+        logger.log(logging.INFO if refused.routine else logging.WARNING, "%s; answering SUCCESS", refused)
+        return Outcome(str(event.get("PhysicalResourceId") or ""))
     raise StopFailed(f"Unknown RequestType {quote(request_type)}: nothing was stopped")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of the function for one event: what it declares, its clock, and the stack it belongs to."""
+
+    event: Mapping[str, Any]
+    request_type: str
+    declaration: StopDeclaration
+    services: Services
+    budget: Budget
+    timing: Timing
+    stack: Stack
+    run_ends: float
+    continuation: Continuation | None = None
+
+    @classmethod
+    def of(
+        cls,
+        event: Mapping[str, Any],
+        declaration: StopDeclaration,
+        services: Services,
+        budget: Budget,
+        continuation: Continuation | None = None,
+    ) -> Run:
+        now = services.clock.time()
+        sent = permission.sent_time(event, now, continuation.sent if continuation else None)
+        timing = Timing.of(sent, declaration.completion_timeout_seconds, declaration.service_timeout_seconds)
+        if continuation is not None:
+            timing = _bounded(timing, continuation, now)
+        # Where no Reason is declared, the stop names the event: SageMaker reports it as the experiment's
+        # StatusReason, and a second delivery of this event recognises its own stop by it.
+        if declaration.reason is None:
+            declaration = replace(declaration, reason=_reason_naming(event))
+        return cls(
+            event,
+            str(event.get("RequestType")),
+            declaration,
+            services,
+            budget,
+            timing,
+            Stack(services.cloudformation, str(event.get("StackId")), services.clock, services.jitter),
+            now + max(0.0, budget.time_left),
+            continuation,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.declaration.name
+
+    def reads_until(self) -> float:
+        """How long a throttled read may be tried again: the deadline, or the end of this run."""
+        return min(max(self.timing.stop_by, self.timing.deadline), self.run_ends - HAND_ON_SECONDS)
+
+
+def _bounded(timing: Timing, continuation: Continuation, now: float) -> Timing:
+    """A later link's clock: the record's deadline, where the event allows it; else one that has passed."""
+    if continuation.in_range and continuation.deadline <= timing.deadline:
+        return replace(timing, deadline=continuation.deadline)
+    logger.warning(
+        "The continuation record is out of range (link %d, deadline %.0f s after the event's own): answering as "
+        "at the deadline",
+        continuation.link,
+        continuation.deadline - timing.deadline,
+    )
+    passed = min(now, timing.sent) - 1
+    return replace(timing, deadline=passed, waited_on_until=passed)
+
+
+def _reason_naming(event: Mapping[str, Any]) -> str:
+    stack = str(event.get("StackId", "")).split("/")
+    stack_name = stack[1] if len(stack) > 1 else str(event.get("StackId"))
+    reason = (
+        f"Stopped by CloudFormation: stack {stack_name}, resource {event.get('LogicalResourceId')}, "
+        f"request {event.get('RequestId')}"
+    )
+    return reason[: rules.MAX_REASON]
 
 
 def _go_on(event: Mapping[str, Any], continuation: Continuation, services: Services, budget: Budget) -> Outcome:
@@ -242,15 +232,14 @@ def _go_on(event: Mapping[str, Any], continuation: Continuation, services: Servi
         return Outcome("", silent=True)
     _SEEN.append(seen)
     declaration = services.parse(event.get("ResourceProperties"))
-    logger.info(
-        "Link %d goes on waiting for %s (stop sent: %s)", continuation.link, declaration.name, continuation.stop_sent
-    )
-    experiment = _describe_existing(declaration.name, services)
-    physical_id = declaration.name if request_type == "Update" else str(event.get("PhysicalResourceId"))
-    return replace(
-        _stop_and_wait(declaration, request_type, experiment, services, budget, event, continuation),
-        physical_id=physical_id,
-    )
+    run = Run.of(event, declaration, services, budget, continuation)
+    logger.info("Link %d goes on waiting for %s (stop sent: %s)", continuation.link, run.name, continuation.stop_sent)
+    physical_id = run.name if request_type == "Update" else str(event.get("PhysicalResourceId"))
+    _refuse_if_late(run)
+    experiment = _describe_during(run)
+    if experiment is None:
+        return Outcome(physical_id, status="NotFound")
+    return replace(_stop_and_wait(run, experiment), physical_id=physical_id)
 
 
 def _create(declaration: StopDeclaration, services: Services) -> Outcome:
@@ -266,27 +255,65 @@ def _update(event: Mapping[str, Any], services: Services, budget: Budget) -> Out
     physical_id = event.get("PhysicalResourceId")
     if not isinstance(physical_id, str) or not physical_id:
         raise StopFailed(f"The Update has no PhysicalResourceId (got {quote(physical_id)}): nothing was stopped")
-    if _rolling_back(event["StackId"], services):
-        # A rollback must never fail: answer with what can be found out, and never stop.
-        return _rollback_outcome(properties, physical_id, services)
-    declaration = services.parse(properties)
+    declaration = _parse_unless_rolling_back(event, properties, physical_id, services, budget)
+    if isinstance(declaration, Outcome):
+        return declaration
+    old = event.get("OldResourceProperties")
+    if not isinstance(old, Mapping):
+        # Without the old declaration there is no telling whether the stop was asked for: fail safe, stop nothing.
+        raise StopFailed(f"OldResourceProperties must be an object; got {quote(old)}: nothing was stopped")
+    if declaration.name != physical_id or declaration.name != old.get("Name"):
+        # A new name is a new experiment (a replacement): checked as a Create would, never stopped. The Delete
+        # CloudFormation then sends for the old physical id ends the old experiment by its old declaration.
+        logger.info("Name changed to %s: a replacement, checked as a Create is; nothing stopped", declaration.name)
+        return _create(declaration, services)
     experiment = _describe(declaration.name, services)
     if experiment is None:
         raise StopFailed(_not_found(declaration.name, services))
     check_variants(declaration, experiment)
     if "Update" not in declaration.stop_on:
         return _outcome(experiment)
-    old = event.get("OldResourceProperties")
-    if not isinstance(old, Mapping):
-        # Without the old declaration there is no telling whether the stop was asked for: fail safe, stop nothing.
-        raise StopFailed(f"OldResourceProperties must be an object; got {quote(old)}: nothing was stopped")
     changed = {key for key in {*properties, *old} if properties.get(key) != old.get(key)}
     if not changed & DECLARATIONS:
         logger.info(
             "Only %s changed; the declared stop did not, so %s is not stopped", sorted(changed), declaration.name
         )
         return _outcome(experiment)
-    return _stop_and_wait(declaration, "Update", experiment, services, budget, event)
+    run = Run.of(event, declaration, services, budget)
+    _refuse_if_late(run)
+    return _stop_and_wait(run, experiment)
+
+
+def _parse_unless_rolling_back(
+    event: Mapping[str, Any], properties: object, physical_id: str, services: Services, budget: Budget
+) -> StopDeclaration | Outcome:
+    """The Update's declaration; or, for a stack rolling back, the answer (a rollback never stops, never fails).
+
+    The stack is read before the properties are parsed, so that a rollback to properties this function
+    refuses still succeeds.
+
+    Raises:
+        NoStop: FAILED where the stack's state could not be read (within the event's deadline).
+        InvalidProperties: for properties that cannot be carried out.
+    """
+    clock = services.clock
+    run_ends = clock.time() + max(0.0, budget.time_left - HAND_ON_SECONDS)
+    try:
+        declaration: StopDeclaration | None = services.parse(properties)
+    except InvalidProperties:
+        declaration = None
+    until = run_ends
+    if declaration is not None:
+        sent = permission.sent_time(event, clock.time())
+        timing = Timing.of(sent, declaration.completion_timeout_seconds, declaration.service_timeout_seconds)
+        until = min(timing.stop_by, run_ends)
+    status = Stack(services.cloudformation, str(event.get("StackId")), clock, services.jitter).status(until)
+    if status is not None and permission.rolling_back(status):
+        logger.info("The stack is %s: a rollback never stops an experiment", status)
+        return _rollback_outcome(properties, physical_id, services)
+    if status is None:
+        raise NoStop("The stack's state could not be read: nothing was stopped", answers_failed=True)
+    return declaration if declaration is not None else services.parse(properties)
 
 
 def _delete(event: Mapping[str, Any], services: Services, budget: Budget) -> Outcome:  # noqa: PLR0911 (one per row)
@@ -301,25 +328,67 @@ def _delete(event: Mapping[str, Any], services: Services, budget: Budget) -> Out
         return Outcome(physical_id)
     if physical_id != declaration.name:
         logger.info(
-            "Physical id %r is not the experiment %s (its Create failed): nothing to stop",
+            "Physical id %r is not the experiment %s (its Create failed, or it was replaced): nothing to stop",
             physical_id,
             declaration.name,
         )
         return Outcome(physical_id)
     if "Delete" not in declaration.stop_on:
         return Outcome(physical_id)
-    if _rolling_back(event["StackId"], services):
-        return Outcome(physical_id)
-    experiment = _describe(declaration.name, services)
+    run = Run.of(event, declaration, services, budget)
+    _refuse_if_late(run)
+    status = run.stack.status(run.reads_until())
+    permission.check_stack("Delete", status, run.name)
+    if status == permission.CLEANUP:
+        _refuse_if_twin(run, physical_id)
+    experiment = _describe_during(run)
     if experiment is None:
-        logger.info("Inference experiment %s does not exist: nothing to stop", declaration.name)
         return Outcome(physical_id, status="NotFound")
     try:
         check_variants(declaration, experiment)
     except InvalidProperties as error:
         logger.warning("Not stopping on Delete: %s", error)
         return _outcome(experiment)
-    return _stop_and_wait(declaration, "Delete", experiment, services, budget, event)
+    return _stop_and_wait(run, experiment)
+
+
+def _refuse_if_late(run: Run) -> None:
+    """An event (or link) that arrives after its deadline, or after CloudFormation stopped waiting, stops nothing.
+
+    Raises:
+        NoStop: FAILED for an Update, SUCCESS for a Delete, saying it came too late.
+    """
+    now = run.services.clock.time()
+    if run.timing.too_late(now) or (run.continuation is not None and now > run.timing.deadline):
+        late = now - (run.timing.deadline if run.continuation is not None else run.timing.stop_by)
+        raise NoStop(
+            f"The {run.request_type} came too late ({late:.0f} s after its deadline, "
+            f"{now - run.timing.sent:.0f} s after CloudFormation sent it): inference experiment {run.name} was "
+            "not stopped",
+            answers_failed=run.request_type == "Update",
+        )
+
+
+def _refuse_if_twin(run: Run, physical_id: str) -> None:
+    """A clean-up Delete of a stopper whose construct moved: the new one still names the experiment.
+
+    Raises:
+        NoStop: SUCCESS, nothing stopped (also where the stack's resources could not be read: fail safe).
+    """
+    try:
+        twin = run.stack.twin(str(run.event.get("LogicalResourceId")), physical_id, run.reads_until())
+    except (Unreadable, StopFailed) as error:
+        raise NoStop(
+            f"In the stack's clean-up, its resources could not be read ({error}), so whether another stopper still "
+            f"names inference experiment {run.name} is unknown: it was not stopped",
+            answers_failed=False,
+        ) from error
+    if twin is not None:
+        raise NoStop(
+            f"In the stack's clean-up, stopper {twin} of the same stack still names inference experiment "
+            f"{run.name} (the construct moved to a new logical id): it was not stopped",
+            answers_failed=False,
+        )
 
 
 def check_variants(declaration: StopDeclaration, experiment: Experiment) -> None:
@@ -347,146 +416,114 @@ def check_variants(declaration: StopDeclaration, experiment: Experiment) -> None
             )
 
 
-def _stop_and_wait(  # noqa: PLR0917 (the wait's whole context)
-    declaration: StopDeclaration,
-    request_type: str,
-    experiment: Experiment,
-    services: Services,
-    budget: Budget,
-    event: Mapping[str, Any],
-    continuation: Continuation | None = None,
-) -> Outcome:
-    """Stop (once) and wait until the experiment has stopped and, for a Promote, its endpoint serves again.
+def _stop_and_wait(run: Run, experiment: Experiment) -> Outcome:  # noqa: PLR0911, PLR0912 (the wait's one loop)
+    """Stop (once, where permitted) and wait until the experiment has stopped and, after a promotion, serves again.
 
     Raises:
         HandedOn: the wait goes on in the next run of the function, which answers.
+        NoStop: where this event may not stop the experiment.
         StopFailed: where the event must be answered FAILED.
     """
-    clock = services.clock
-    deadline = continuation.deadline if continuation else clock.time() + declaration.completion_timeout_seconds
-    run_ends = clock.time() + max(0.0, budget.time_left)
-    stopping = continuation.stop_sent if continuation else False
-    decision = continuation.decision if continuation else ""
-    delays = poll_delays()
+    clock, declaration, request_type = run.services.clock, run.declaration, run.request_type
+    stop_sent = run.continuation.stop_sent if run.continuation else False
+    decision = run.continuation.decision if run.continuation else ""
+    first_look = run.continuation is None
+    poller = Poller(run.timing.sent, clock.time(), run.services.jitter)
+    expected: tuple[StopRequest, str] | None = None
     while True:
-        stopping = stopping or experiment["Status"] == "Stopping"
-        step = next_step(request_type, experiment, promotes=declaration.promotes, stopping=stopping)
+        if not stop_sent and experiment["Status"] in ending.STOPPED:
+            # An end this run's stop did not leave: an earlier delivery of this event's own, or someone else's.
+            expected = expected or _decide(run, experiment)
+            if not ending.left_by(expected[0], experiment, run.timing.sent):
+                ending.check_foreign_end(expected[0], request_type, experiment)
+                return _outcome(experiment)
+            logger.info("Inference experiment %s ended as this event's stop leaves it (an earlier delivery)", run.name)
+            stop_sent, decision = True, expected[1]
+        sent_request = _sent_request(declaration, decision) if stop_sent else None
+        promoting = sent_request is not None and ending.promotes(sent_request)
+        stopping = stop_sent or experiment["Status"] == "Stopping"
+        step = next_step(request_type, experiment, stopping=stopping, promoting=promoting)
         if step is Step.DONE:
-            _verify(
-                declaration, request_type, experiment, stopping=stopping, promoting=not decision.startswith("FellBack")
-            )
-            return replace(_outcome(experiment), decision=decision)
+            if sent_request is not None:
+                ending.check_own_end(sent_request, request_type, experiment)
+            return replace(_outcome(experiment), decision=decision if stop_sent else "")
         if step is Step.STOP:
-            request, decided = _decide(declaration, request_type, experiment, services)
-            conflict = _stop(request, services)
-            stopping = conflict is None
-            decision = decided if stopping else decision  # someone else's stop carried out no decision of ours
-            experiment = _describe_existing(declaration.name, services)
-            if conflict is not None and experiment["Status"] not in {"Stopping", *STOPPED}:
-                raise StopFailed(f"SageMaker would not stop {declaration.name}: {conflict}")
+            expected = _decide(run, experiment)
+            request, decided = expected
+            permission.check_stack(request_type, run.stack.status(run.reads_until()), run.name)
+            permission.check_time(request_type, run.timing, clock.time(), run.name, first_look=first_look)
+            conflict = _stop(request, run.services)
+            if conflict is None:
+                stop_sent, decision = True, decided
+            described = _describe_during(run)
+            if described is None:
+                return Outcome(str(run.event.get("PhysicalResourceId")), status="NotFound")
+            experiment = described
+            if conflict is not None and experiment["Status"] not in {"Stopping", *ending.STOPPED}:
+                raise StopFailed(f"SageMaker would not stop {run.name}: {conflict}")
             continue
         now = clock.time()
-        if deadline - now <= 0:
-            waited = declaration.completion_timeout_seconds - (deadline - now)
-            timed_out = _timed_out(declaration, request_type, experiment, stopping, waited)
-            return replace(_outcome(timed_out), decision=decision)
-        delay = min(next(delays), deadline - now)
-        if now + delay > run_ends - HAND_ON_SECONDS:
-            link = continuation.link + 1 if continuation else 2
-            handed = Continuation(deadline, stopping, link, decision)
-            _hand_on(event, handed, declaration, request_type, services, budget)
+        link = run.continuation.link + 1 if run.continuation else 2
+        if now >= run.timing.deadline:
+            return replace(_timed_out(run, experiment, stop_sent=stop_sent), decision=decision)
+        delay = min(poller.delay(now), run.timing.deadline - now)
+        # Hand on only a wait that outlasts this run: one whose deadline falls within it is answered here.
+        if now + delay > run.run_ends - HAND_ON_SECONDS and run.timing.deadline > run.run_ends:
+            if link > MAX_LINKS:
+                logger.warning("The wait for %s was handed on %d times: answering now", run.name, MAX_LINKS - 1)
+                return replace(_timed_out(run, experiment, stop_sent=stop_sent), decision=decision)
+            handed = Continuation(run.timing.deadline, stop_sent, link, decision, run.timing.sent)
+            hand_on(
+                run.event,
+                handed,
+                run.name,
+                request_type,
+                run.services.lambda_,
+                run.budget.function_arn,
+                clock,
+            )
             return replace(_outcome(experiment), decision=decision)  # a Delete whose hand-on failed answers now
         clock.sleep(delay)
-        experiment = _describe_existing(declaration.name, services)
+        first_look = False
+        polled = _poll(run, experiment)
+        if polled is None:
+            return Outcome(str(run.event.get("PhysicalResourceId")), status="NotFound")
+        experiment = polled
 
 
-def _hand_on(  # noqa: PLR0917 (the wait's whole context)
-    event: Mapping[str, Any],
-    continuation: Continuation,
-    declaration: StopDeclaration,
-    request_type: str,
-    services: Services,
-    budget: Budget,
-) -> None:
-    """Invoke this function again, asynchronously, with the event and where the wait stands.
+def _decide(run: Run, experiment: Experiment) -> tuple[StopRequest, str]:
+    return evidence.decide(run.declaration, run.request_type, experiment, run.services.cloudwatch, run.timing.sent)
 
-    Raises:
-        HandedOn: once the next run has been invoked.
-        StopFailed: where the hand-on failed on an Update (a Delete returns, and answers at once).
-    """
-    payload = {
-        **{key: value for key, value in event.items() if key != CONTINUATION},
-        CONTINUATION: continuation.record(),
-    }
-    try:
-        if services.lambda_ is None or not budget.function_arn:
-            raise RuntimeError("no Lambda client or function ARN to invoke")
-        services.lambda_.invoke(
-            FunctionName=budget.function_arn, InvocationType="Event", Payload=json.dumps(payload).encode()
+
+def _sent_request(declaration: StopDeclaration, decision: str) -> StopRequest:
+    """The stop this event sent, from its decision (a fallback is the only stop that differs from the declared)."""
+    prefix = "FellBack: "
+    if decision.startswith(prefix):
+        return declaration.fallback_request(decision[len(prefix) :])
+    return declaration.stop_request()
+
+
+def _timed_out(run: Run, experiment: Experiment, *, stop_sent: bool) -> Outcome:
+    declaration, status = run.declaration, experiment["Status"]
+    waited = run.services.clock.time() - run.timing.sent
+    summary = f"Inference experiment {run.name} is still {status} after {waited:.0f} s"
+    if status in ending.STOPPED:
+        endpoint = experiment.get("EndpointMetadata", {})
+        summary = (
+            f"Inference experiment {run.name} is {status}, but its endpoint {endpoint.get('EndpointName')} "
+            f"is still {endpoint.get('EndpointStatus', 'not reported')} after {waited:.0f} s"
         )
-    except (ClientError, BotoCoreError, RuntimeError) as error:
-        why = (
-            str(_failure(error, "lambda:InvokeFunction", "the function itself"))
-            if isinstance(error, ClientError)
-            else str(error)
-        )
-        sent = "the stop was accepted and may still complete" if continuation.stop_sent else "nothing was stopped"
-        summary = f"Could not hand the wait for {declaration.name} on to the function's next run ({why}); {sent}"
-        if request_type == "Delete":
-            logger.warning("%s; answering the Delete anyway (teardown must not stick)", summary)
-            return
-        raise StopFailed(summary) from error
-    logger.info(
-        "Handed the wait for %s on to link %d; %.0f s left before the deadline",
-        declaration.name,
-        continuation.link,
-        continuation.deadline - services.clock.time(),
+    if run.request_type == "Delete":
+        # A stop is irreversible and teardown must not stick: succeed, loudly.
+        logger.warning("%s; answering the Delete anyway (%s)", summary, "stop accepted" if stop_sent else "NOT stopped")
+        return _outcome(experiment)
+    if stop_sent and declaration.completion_timeout_seconds == 0:
+        return _outcome(experiment)  # CompletionTimeoutSeconds 0: the stop was accepted and waiting was not asked for.
+    if stop_sent:
+        raise StopFailed(f"{summary} (CompletionTimeoutSeconds {declaration.completion_timeout_seconds})")
+    raise StopFailed(
+        f"{summary} and was not stopped (CompletionTimeoutSeconds {declaration.completion_timeout_seconds})"
     )
-    raise HandedOn
-
-
-def _verify(
-    declaration: StopDeclaration, request_type: str, experiment: Experiment, *, stopping: bool, promoting: bool = True
-) -> None:
-    """After a stop this event waited through, the experiment must have ended as declared, its endpoint serving.
-
-    Raises:
-        StopFailed: on an Update that did not end as declared (a Delete logs a warning and succeeds).
-    """
-    name, status = declaration.name, experiment["Status"]
-    reason = experiment.get("StatusReason")
-    if reason:
-        logger.info("SageMaker's reason for %s being %s: %s", name, status, reason)
-    if not stopping:
-        if request_type == "Delete" and declaration.promotes and status in STOPPED:
-            logger.warning(
-                "Inference experiment %s had already ended (%s) on its own: the declared promotion never happened, "
-                "and its endpoint went back to its production variant",
-                name,
-                status,
-            )
-        return
-    problems = []
-    declared = declaration.desired_state or "Completed"
-    if status != declared:
-        problems.append(f"ended {status}, not {declared} as declared" + (f" ({reason})" if reason else ""))
-    endpoint = experiment.get("EndpointMetadata", {})
-    if (
-        promoting
-        and declaration.promotes
-        and (endpoint.get("EndpointStatus") in ENDPOINT_FAILED or endpoint.get("FailureReason"))
-    ):
-        problems.append(
-            f"its endpoint {endpoint.get('EndpointName')} is {endpoint.get('EndpointStatus', 'not reported')}: "
-            f"{endpoint.get('FailureReason') or 'SageMaker gave no reason'}"
-        )
-    if not problems:
-        return
-    message = f"Inference experiment {name} " + "; ".join(problems)
-    if request_type == "Delete":
-        logger.warning("%s; answering the Delete anyway (teardown must not stick)", message)
-        return
-    raise StopFailed(message)
 
 
 def _stop(request: StopRequest, services: Services) -> str | None:
@@ -494,105 +531,12 @@ def _stop(request: StopRequest, services: Services) -> str | None:
     try:
         services.sagemaker.stop_inference_experiment(**request)
     except ClientError as error:
-        if _code(error) != "ConflictException":
-            raise _failure(error, "sagemaker:StopInferenceExperiment", request["Name"]) from error
-        logger.info("StopInferenceExperiment conflicted (%s); describing again", _message(error))
-        return f"ConflictException: {_message(error)}"
+        if code(error) != "ConflictException":
+            raise failure(error, "sagemaker:StopInferenceExperiment", request["Name"]) from error
+        logger.info("StopInferenceExperiment conflicted (%s); describing again", message(error))
+        return f"ConflictException: {message(error)}"
     logger.info("Stop of %s accepted: %s", request["Name"], dict(request["ModelVariantActions"]))
     return None
-
-
-def _decide(
-    declaration: StopDeclaration, request_type: str, experiment: Experiment, services: Services
-) -> tuple[StopRequest, str]:
-    """The stop to send, and its decision: the declared one, or, where a promotion guard fails, the fallback.
-
-    Raises:
-        StopFailed: an Update whose guard failed with on_failure Fail, or whose metrics could not be read.
-    """
-    guard = declaration.guard
-    if guard is None or not declaration.promotes:
-        return declaration.stop_request(), "NoGuard"
-    try:
-        verdict = _judge(declaration, experiment, services)
-    except StopFailed as error:
-        if request_type != "Delete":
-            raise
-        verdict = metrics.Verdict(False, str(error))  # a Delete never fails on a guard: it falls back
-    name = declaration.name
-    if verdict.passed:
-        logger.info("Promotion guard for %s passed: %s; promoting as declared", name, verdict.reason)
-        return declaration.stop_request(), "Promoted"
-    if request_type == "Update" and guard.on_failure == "Fail":
-        logger.info("Promotion guard for %s failed: %s; nothing stopped", name, verdict.reason)
-        raise StopFailed(f"Promotion guard for {name}: {verdict.reason}; nothing stopped")
-    logger.warning("Promotion guard for %s failed: %s; falling back (the shadow is removed)", name, verdict.reason)
-    return declaration.fallback_request(verdict.reason), f"FellBack: {verdict.reason}"
-
-
-def _judge(declaration: StopDeclaration, experiment: Experiment, services: Services) -> metrics.Verdict:
-    """Read both variants' metrics over the window in one GetMetricData call, and judge them.
-
-    Raises:
-        StopFailed: where the metrics could not be read (after botocore's retries).
-    """
-    guard = declaration.guard
-    assert guard is not None  # noqa: S101 (only called with a guard)
-    endpoint = experiment["EndpointMetadata"]["EndpointName"]
-    [shadow] = [variant for variant, action in declaration.model_variant_actions.items() if action == "Promote"]
-    production = experiment.get("ShadowModeConfig", {}).get("SourceModelVariantName")
-    if production is None:
-        others = [v["VariantName"] for v in experiment.get("ModelVariants", []) if v["VariantName"] != shadow]
-        production = others[0] if others else shadow
-    end = services.clock.time()
-    start = experiment.get("Schedule", {}).get("StartTime") or experiment.get("CreationTime")
-    if guard.window_seconds is not None:
-        span = float(guard.window_seconds)
-    elif start is not None:
-        span = min(max(end - start.timestamp(), 60.0), float(rules.MAX_WINDOW_SECONDS))
-    else:
-        return metrics.Verdict(
-            False, "not enough evidence: the experiment's start is not known; give the guard a window"
-        )
-    period = metrics.period_for(span)
-    if services.cloudwatch is None:
-        raise StopFailed("No CloudWatch client to read the promotion guard's metrics with")
-    try:
-        response = services.cloudwatch.get_metric_data(
-            MetricDataQueries=metrics.queries(  # type: ignore[arg-type]
-                endpoint, {"shadow": shadow, "production": production}, guard.latency_statistic, period
-            ),
-            StartTime=datetime.datetime.fromtimestamp(end - period, datetime.UTC),
-            EndTime=datetime.datetime.fromtimestamp(end, datetime.UTC),
-        )
-    except ClientError as error:
-        raise _failure(error, "cloudwatch:GetMetricData", endpoint) from error
-    results = response["MetricDataResults"]
-    return metrics.judge(guard, metrics.figures(results, "shadow"), metrics.figures(results, "production"))
-
-
-def _timed_out(
-    declaration: StopDeclaration, request_type: str, experiment: Experiment, stopping: bool, waited: float
-) -> Experiment:
-    status = experiment["Status"]
-    summary = f"Inference experiment {declaration.name} is still {status} after {waited:.0f} s"
-    if status in STOPPED:
-        endpoint = experiment.get("EndpointMetadata", {})
-        summary = (
-            f"Inference experiment {declaration.name} is {status}, but its endpoint {endpoint.get('EndpointName')} "
-            f"is still {endpoint.get('EndpointStatus', 'not reported')} after {waited:.0f} s"
-        )
-    if request_type == "Delete":
-        # A stop is irreversible and teardown must not stick: succeed, loudly.
-        logger.warning("%s; answering the Delete anyway (%s)", summary, "stop accepted" if stopping else "NOT stopped")
-        return experiment
-    if stopping and declaration.completion_timeout_seconds == 0:
-        return experiment  # CompletionTimeoutSeconds 0: the stop was accepted and waiting was not asked for.
-    if stopping:
-        raise StopFailed(f"{summary} (CompletionTimeoutSeconds {declaration.completion_timeout_seconds})")
-    raise StopFailed(
-        f"{summary} and was not stopped (CompletionTimeoutSeconds {declaration.completion_timeout_seconds})"
-    )
 
 
 def _describe(name: str, services: Services) -> Experiment | None:
@@ -600,41 +544,69 @@ def _describe(name: str, services: Services) -> Experiment | None:
     try:
         return services.sagemaker.describe_inference_experiment(Name=name)
     except ClientError as error:
-        if _is_not_found(error):
+        if not_found(error):
             return None
-        raise _failure(error, "sagemaker:DescribeInferenceExperiment", name) from error
+        raise failure(error, "sagemaker:DescribeInferenceExperiment", name) from error
 
 
-def _describe_existing(name: str, services: Services) -> Experiment:
-    experiment = _describe(name, services)
-    if experiment is None:
-        raise StopFailed(f"Inference experiment {name} disappeared while it was being stopped")
-    return experiment
+def _describe_during(run: Run) -> Experiment | None:
+    """The experiment during a stop, read again after throttling; None where a Delete finds it gone.
+
+    Raises:
+        NoStop: a Delete whose experiment could not be read in time (SUCCESS, nothing stopped); an Update's
+            (FAILED).
+        StopFailed: an Update whose experiment disappeared.
+    """
+    services = run.services
+    try:
+        experiment = read(
+            lambda: _describe(run.name, services),
+            "sagemaker:DescribeInferenceExperiment",
+            run.name,
+            services.clock,
+            run.reads_until(),
+            services.jitter,
+        )
+    except Unreadable as error:
+        raise NoStop(f"{error}: it was not stopped", answers_failed=run.request_type == "Update") from error
+    if experiment is not None:
+        return experiment
+    if run.request_type == "Delete":
+        logger.info("Inference experiment %s does not exist (any more): nothing left to stop", run.name)
+        return None
+    raise StopFailed(f"Inference experiment {run.name} disappeared while it was being stopped")
 
 
-def _is_not_found(error: ClientError) -> bool:
-    # ResourceNotFound is the documented error. Some SageMaker Describe calls answer a missing resource
-    # with ValidationException instead (*unverified* for this one), so that is read as not found too.
-    code, message = _code(error), _message(error).lower()
-    return code == "ResourceNotFound" or (
-        code == "ValidationException" and ("not found" in message or "does not exist" in message)
-    )
+def _poll(run: Run, last: Experiment) -> Experiment | None:
+    """The experiment now, None where a Delete finds it deleted during the wait (nothing left to stop).
+
+    Throttling or a failed connection during a wait is "still waiting": the last answer stands.
+
+    Raises:
+        StopFailed: an Update whose experiment disappeared.
+    """
+    try:
+        experiment = read(
+            lambda: _describe(run.name, run.services),
+            "sagemaker:DescribeInferenceExperiment",
+            run.name,
+            run.services.clock,
+            run.services.clock.time(),  # no retry here: the poll itself comes again
+            run.services.jitter,
+        )
+    except Unreadable as error:
+        logger.warning("%s; still waiting", error)
+        return last
+    if experiment is not None:
+        return experiment
+    if run.request_type == "Delete":
+        logger.info("Inference experiment %s was deleted during the wait: nothing left to stop", run.name)
+        return None
+    raise StopFailed(f"Inference experiment {run.name} disappeared while it was being stopped")
 
 
 def _not_found(name: str, services: Services) -> str:
     return f"Inference experiment {name} was not found in {services.sagemaker.meta.region_name}"
-
-
-def _rolling_back(stack_id: str, services: Services) -> bool:
-    try:
-        stacks = services.cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
-    except ClientError as error:
-        raise _failure(error, "cloudformation:DescribeStacks", stack_id) from error
-    status = stacks[0]["StackStatus"] if stacks else ""
-    rolling_back = status.endswith("ROLLBACK_IN_PROGRESS") or status == "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"
-    if rolling_back:
-        logger.info("The stack is %s: a rollback never stops an experiment", status)
-    return rolling_back
 
 
 def _rollback_outcome(properties: object, physical_id: str, services: Services) -> Outcome:
@@ -650,21 +622,3 @@ def _rollback_outcome(properties: object, physical_id: str, services: Services) 
 def _outcome(experiment: Experiment) -> Outcome:
     endpoint_status = experiment.get("EndpointMetadata", {}).get("EndpointStatus", "")
     return Outcome(experiment["Name"], experiment["Arn"], experiment["Status"], endpoint_status)
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", "Unknown"))
-
-
-def _message(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Message", "")).strip()
-
-
-def _failure(error: ClientError, action: str, resource: str) -> StopFailed:
-    """A readable reason for a call that failed (after botocore's retries)."""
-    code = _code(error)
-    if code in ACCESS_DENIED:
-        return StopFailed(f"Access denied: the function's role may not call {action} on {resource}")
-    retries = error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-    after = f" after {retries} retries" if retries else ""
-    return StopFailed(f"{action} on {resource} failed{after}: {code}: {_message(error)}")

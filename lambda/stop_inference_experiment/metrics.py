@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from properties import Guard
 
 NAMESPACE = "AWS/SageMaker"
-COUNTS = {"Invocations": "Invocations", "Errors5xx": "Invocation5XXErrors", "ModelErrors": "InvocationModelErrors"}
+# The error rate is InvocationModelErrors / Invocations: SageMaker counts the model's 4xx and 5xx answers among its
+# model errors already, so Invocation5XXErrors is never added to it (each failed request counts once).
+COUNTS = {"Invocations": "Invocations", "ModelErrors": "InvocationModelErrors"}
 ROLES = ("shadow", "production")
 
 
@@ -50,35 +52,65 @@ def queries(endpoint: str, variants: Mapping[str, str], statistic: str, period: 
 
 @dataclass(frozen=True)
 class Figures:
-    """One variant's figures over the window; None where CloudWatch returned no datapoints."""
+    """One variant's figures over the window; None where a figure is no evidence (`missing` says why)."""
 
     invocations: float | None
     errors: float | None
     latency_microseconds: float | None
+    missing: Mapping[str, str] = field(default_factory=dict)  # figure -> why it is no evidence
 
     @property
     def error_rate(self) -> float | None:
+        """InvocationModelErrors / Invocations: the model errors already include its 4xx and 5xx answers."""
         if self.errors is None or not self.invocations:
             return None
         return self.errors / self.invocations
 
+    def why_missing(self, role: str, figure: str, metric: str) -> str:
+        return f"not enough evidence: the {role} variant's {metric} {self.missing.get(figure, 'has no datapoints')}"
+
+
+def merged(pages: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """GetMetricData's results over all its pages, one per query: values joined, the last page's StatusCode."""
+    results: dict[str, dict[str, Any]] = {}
+    for page in pages:
+        for result in page:
+            entry = results.setdefault(str(result["Id"]), {"Id": result["Id"], "Values": []})
+            entry["Values"] = [*entry["Values"], *result.get("Values", [])]
+            entry["StatusCode"] = result.get("StatusCode")
+    return list(results.values())
+
 
 def figures(results: Sequence[Mapping[str, Any]], role: str) -> Figures:
-    """A variant's figures from GetMetricData's results.
+    """A variant's figures from GetMetricData's (merged) results.
 
-    Counts over several datapoints are added. Should the one period come back as several latency datapoints,
-    the shadow is taken at its slowest and production at its fastest: the guard errs towards not promoting.
+    A query that is missing, came back without datapoints, or with a StatusCode other than Complete is no
+    evidence. Counts over several datapoints are added. Should the one period come back as several latency
+    datapoints, the shadow is taken at its slowest and production at its fastest: the guard errs towards not
+    promoting.
     """
-    values: dict[str, list[float]] = {str(r["Id"]): [float(v) for v in r.get("Values", [])] for r in results}
+    by_id = {str(result["Id"]): result for result in results}
+    missing: dict[str, str] = {}
 
-    def total(name: str) -> float | None:
-        found = values.get(f"{role}{name}", [])
-        return sum(found) if found else None
+    def values(name: str) -> list[float] | None:
+        result = by_id.get(f"{role}{name}")
+        if result is None:
+            missing[name] = "was not returned"
+            return None
+        if result.get("StatusCode") != "Complete":
+            missing[name] = f"came back incomplete ({result.get('StatusCode')})"
+            return None
+        found = [float(value) for value in result.get("Values", [])]
+        if not found:
+            missing[name] = "has no datapoints"
+            return None
+        return found
 
-    latencies = values.get(f"{role}Latency", [])
-    latency = (max(latencies) if role == "shadow" else min(latencies)) if latencies else None
-    errors = [count for count in (total("Errors5xx"), total("ModelErrors")) if count is not None]
-    return Figures(total("Invocations"), sum(errors) if errors else None, latency)
+    invocations, errors, latencies = values("Invocations"), values("ModelErrors"), values("Latency")
+    latency = None if latencies is None else (max(latencies) if role == "shadow" else min(latencies))
+    return Figures(
+        None if invocations is None else sum(invocations), None if errors is None else sum(errors), latency, missing
+    )
 
 
 @dataclass(frozen=True)
@@ -87,22 +119,25 @@ class Verdict:
     reason: str
 
 
-def judge(guard: Guard, shadow: Figures, production: Figures) -> Verdict:
+def judge(guard: Guard, shadow: Figures, production: Figures) -> Verdict:  # noqa: PLR0911 (one per outcome)
     """Whether the shadow beats production by the guard's thresholds; the reason gives the figures.
 
-    No datapoints for a figure a threshold needs is never a pass: it is not enough evidence.
+    A figure a threshold needs that is missing or incomplete is never a pass: it is not enough evidence.
     """
-    if shadow.invocations is None or shadow.invocations < guard.min_invocations:
-        count = 0 if shadow.invocations is None else shadow.invocations
+    if shadow.invocations is None:
+        return Verdict(False, shadow.why_missing("shadow", "Invocations", "Invocations"))
+    if shadow.invocations < guard.min_invocations:
         return Verdict(
-            False, f"not enough evidence: the shadow had {count:,.0f} invocations, fewer than {guard.min_invocations:,}"
+            False,
+            f"not enough evidence: the shadow had {shadow.invocations:,.0f} invocations, fewer than "
+            f"{guard.min_invocations:,}",
         )
     checks: list[tuple[bool, str]] = []
     if guard.max_latency_ratio is not None:
         stat = guard.latency_statistic
         for role, found in (("shadow", shadow), ("production", production)):
             if found.latency_microseconds is None:
-                return Verdict(False, f"not enough evidence: no {stat} ModelLatency datapoints for the {role} variant")
+                return Verdict(False, found.why_missing(role, "Latency", f"{stat} ModelLatency"))
         shadow_ms, production_ms = shadow.latency_microseconds / 1000, production.latency_microseconds / 1000  # type: ignore[operator]
         passed = shadow_ms <= guard.max_latency_ratio * production_ms
         checks.append(
@@ -115,16 +150,18 @@ def judge(guard: Guard, shadow: Figures, production: Figures) -> Verdict:
     if guard.max_error_rate is not None or guard.max_error_rate_ratio is not None:
         rate = shadow.error_rate
         if rate is None:
-            return Verdict(False, "not enough evidence: no error datapoints for the shadow variant")
+            return Verdict(False, shadow.why_missing("shadow", "ModelErrors", "InvocationModelErrors"))
         if guard.max_error_rate is not None:
             passed = rate <= guard.max_error_rate
             checks.append((passed, f"shadow error rate {rate:.4f} {'<=' if passed else '>'} {guard.max_error_rate:g}"))
         if guard.max_error_rate_ratio is not None:
             base = production.error_rate
             if base is None:
-                return Verdict(
-                    False, "not enough evidence: no error or invocation datapoints for the production variant"
-                )
+                figure = "Invocations" if production.invocations is None else "ModelErrors"
+                metric = "Invocations" if figure == "Invocations" else "InvocationModelErrors"
+                if production.invocations == 0:
+                    return Verdict(False, "not enough evidence: the production variant had no invocations")
+                return Verdict(False, production.why_missing("production", figure, metric))
             passed = rate <= guard.max_error_rate_ratio * base
             checks.append(
                 (

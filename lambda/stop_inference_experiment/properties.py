@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import rules
+from outcomes import InvalidProperties, StopFailed
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.literals import (
@@ -29,12 +30,8 @@ STOP_EVENTS = ("Update", "Delete")
 COUNT = re.compile(r"\d{1,9}")
 
 
-class StopFailed(Exception):
-    """The event must be answered FAILED; the message is the reason CloudFormation shows."""
-
-
-class InvalidProperties(StopFailed):
-    """The declared properties cannot be carried out; the message names the property and the value."""
+__all__ = ["Guard", "InvalidProperties", "StopDeclaration", "StopFailed", "parse", "quote"]
+MAX_SERVICE_TIMEOUT_SECONDS = 3600  # CloudFormation's limit, and its default
 
 
 @dataclass(frozen=True)
@@ -62,6 +59,7 @@ class StopDeclaration:
     stop_on: frozenset[str]
     completion_timeout_seconds: int
     guard: Guard | None = None
+    service_timeout_seconds: int = MAX_SERVICE_TIMEOUT_SECONDS
 
     @property
     def promotes(self) -> bool:
@@ -142,6 +140,7 @@ def parse(properties: object, instance_types: frozenset[str]) -> StopDeclaration
         stop_on=_stop_on(_required(properties, "StopOn")),
         completion_timeout_seconds=_completion_timeout(_required(properties, "CompletionTimeoutSeconds")),
         guard=_guard(properties.get("PromotionGuard"), actions),
+        service_timeout_seconds=_service_timeout(properties.get("ServiceTimeout")),
     )
 
 
@@ -301,5 +300,17 @@ def _completion_timeout(value: object) -> int:
     if seconds > rules.MAX_COMPLETION_TIMEOUT_SECONDS:
         raise InvalidProperties(
             f"CompletionTimeoutSeconds must be at most {rules.MAX_COMPLETION_TIMEOUT_SECONDS}; got {quote(value)}"
+        )
+    return seconds
+
+
+def _service_timeout(value: object) -> int:
+    """CloudFormation's ServiceTimeout (its own property; 3600, its default, where not given)."""
+    if value is None:
+        return MAX_SERVICE_TIMEOUT_SECONDS
+    seconds = _count(value, "ServiceTimeout")
+    if not 1 <= seconds <= MAX_SERVICE_TIMEOUT_SECONDS:
+        raise InvalidProperties(
+            f"ServiceTimeout must be from 1 to {MAX_SERVICE_TIMEOUT_SECONDS} seconds; got {quote(value)}"
         )
     return seconds

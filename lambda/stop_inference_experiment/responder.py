@@ -7,8 +7,11 @@ crhelper is pinned exactly (pyproject.toml) because this module relies on its in
 - Its sender retries forever and takes any HTTP status as delivered: `put_response` makes a bounded
   number of attempts and checks the status.
 - Its timeout timer, its error path and the handler can each answer: `_send` answers once per event.
-- At DEBUG it logs the whole event, pre-signed ResponseURL included: a filter takes the URL out of every
-  crhelper record, at any level.
+- At DEBUG it logs the whole event, pre-signed ResponseURL included. Other loggers can print it too (botocore
+  at DEBUG logs the body of the Invoke that hands a long wait on, the event inside it): every log record made
+  in this process, whatever its logger and level, has the URL, its query and its signature taken out.
+- Its timeout timer answers FAILED whatever the event: a Delete that runs out of time answers SUCCESS with a
+  warning instead (teardown must not stick on the function's own limits).
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from crhelper import log_helper
-from crhelper.resource_helper import FAILED, CfnResource
+from crhelper.resource_helper import FAILED, SUCCESS, CfnResource
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +38,31 @@ REQUEST_TYPES = ("Create", "Update", "Delete")
 ENVELOPE = ("StackId", "RequestId", "LogicalResourceId")
 SEND_ATTEMPTS = 3
 SEND_TIMEOUT_SECONDS = 10
+SIGNATURE_KEYS = ("X-Amz-Signature", "Signature")  # SigV4's and SigV2's
 
 
 class _RedactResponseUrl(logging.Filter):
-    """Replaces the current event's ResponseURL (and its signed query) in a log record's message."""
+    """Replaces the current event's ResponseURL (its signed query, its signature) in a log record's message."""
 
     def __init__(self) -> None:
         super().__init__()
         self.secrets: tuple[str, ...] = ()
 
+    def use(self, url: str) -> None:
+        """Redact this URL from now on: whole, its query, and its signature however it is quoted."""
+        query = urlsplit(url).query
+        raw = [part.partition("=") for part in query.split("&")]
+        signatures = [value for key, _, value in raw if key in SIGNATURE_KEYS]
+        signatures += [value for key, value in parse_qsl(query) if key in SIGNATURE_KEYS]
+        # Longest first, so the whole URL is replaced before its parts are.
+        self.secrets = tuple(sorted({s for s in (url, query, *signatures) if len(s) >= 8}, key=len, reverse=True))
+
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            message = record.getMessage()
+            try:
+                message = record.getMessage()
+            except (TypeError, ValueError):  # a record whose arguments do not fit: logging reports it itself
+                return True
             redacted = message
             for secret in self.secrets:
                 redacted = redacted.replace(secret, "<ResponseURL>")
@@ -56,8 +72,17 @@ class _RedactResponseUrl(logging.Filter):
 
 
 _REDACT = _RedactResponseUrl()
-for _name in ("crhelper", "crhelper.resource_helper", "crhelper.utils", "crhelper.log_helper", __name__):
-    logging.getLogger(_name).addFilter(_REDACT)
+_make_record = logging.getLogRecordFactory()
+
+
+def _redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Every record, whatever its logger (crhelper's, botocore's, ours), with the ResponseURL taken out."""
+    record = _make_record(*args, **kwargs)
+    _REDACT.filter(record)
+    return record
+
+
+logging.setLogRecordFactory(_redacted_record)
 
 
 def envelope_problem(event: Mapping[str, Any]) -> str | None:
@@ -162,7 +187,7 @@ class CfnResponder(CfnResource):
         if not isinstance(url, str) or urlsplit(url).scheme not in ("https", "http"):
             logger.error("The event has no URL to answer to: it cannot be answered, and nothing was done")
             return
-        _REDACT.secrets = tuple(secret for secret in (url, urlsplit(url).query) if secret)
+        _REDACT.use(url)
         # crhelper's polling mode reads these; CloudFormation never sends them, and this function polls no one.
         event = {key: value for key, value in event.items() if not key.startswith("CrHelper")}
         problem = envelope_problem(event)
@@ -224,5 +249,15 @@ class CfnResponder(CfnResource):
         return "failed-before-reading-the-event"
 
     def _timeout(self) -> None:
+        if self._event.get("RequestType") == "Delete":
+            # Teardown must not stick on the function's own limits: a stop is irreversible, and a Delete that
+            # fails here would leave the stack DELETE_FAILED for something no retry changes.
+            reason = (
+                "The function ran out of time before the experiment's stop could be seen through; answering the "
+                "Delete anyway: the stop may not have been sent or finished (see the function's log)"
+            )
+            logger.warning("%s", reason)
+            self._send(SUCCESS, reason)
+            return
         logger.error("The function is about to time out; answering FAILED")
         self._send(FAILED, "The function timed out before the experiment finished stopping; see its log")

@@ -73,6 +73,8 @@ def instance_count_problem(value: int) -> str | None:
 
 def instance_type_problem(value: object, known: frozenset[str]) -> str | None:
     """What is wrong with an InstanceType, given the types SageMaker's service model lists."""
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
     if value in known:
         return None
     return "must be a SageMaker real-time inference instance type such as ml.m5.xlarge"

@@ -1,0 +1,61 @@
+"""Every way an event can end, each with its own name: a reader sees the outcomes in the types.
+
+- `Outcome`: a SUCCESS answer (the physical id and the attributes GetAtt reads), or no answer from this run.
+- `StopFailed`: a FAILED answer; `InvalidProperties` is one whose properties cannot be carried out.
+- `NoStop`: this event may not stop the experiment (too late, the stack moved on, its state unknown, a twin
+  still names it); it answers without stopping, SUCCESS or FAILED as `answers_failed` says.
+- `HandedOn`: the wait goes on in the next run of the function, which answers in this run's stead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class StopFailed(Exception):
+    """The event must be answered FAILED; the message is the reason CloudFormation shows."""
+
+
+class InvalidProperties(StopFailed):
+    """The declared properties cannot be carried out; the message names the property and the value."""
+
+
+class NoStop(Exception):
+    """Nothing is stopped for this event; the message says why, in a sentence.
+
+    Args:
+        reason: why nothing was stopped.
+        answers_failed: answer FAILED (an Update that cannot carry out its declaration) rather than SUCCESS
+            (a Delete, or any event of a stack that is rolling back: teardown and rollbacks must not stick).
+        routine: an ordinary part of CloudFormation's life (a rollback), logged at INFO rather than WARNING.
+    """
+
+    def __init__(self, reason: str, *, answers_failed: bool, routine: bool = False) -> None:
+        super().__init__(reason)
+        self.answers_failed = answers_failed
+        self.routine = routine
+
+
+class HandedOn(Exception):
+    """The wait was handed on to the next run of the function, which answers in this run's stead."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A successful answer (the physical id and the Data CloudFormation's GetAtt reads), or none from this run."""
+
+    physical_id: str
+    arn: str = ""
+    status: str = "Unknown"
+    endpoint_status: str = ""
+    decision: str = ""  # what the stop this event sent decided: Promoted, FellBack: <why>, NoGuard ("" for none)
+    silent: bool = False  # a later link of the wait answers, or the copy of this continuation already did
+
+    @property
+    def data(self) -> dict[str, str]:
+        return {
+            "InferenceExperimentArn": self.arn,
+            "Status": self.status,
+            "EndpointStatus": self.endpoint_status,
+            "Decision": self.decision,
+        }

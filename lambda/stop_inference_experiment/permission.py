@@ -1,0 +1,210 @@
+"""When may this event stop the experiment: when it was sent, its deadline, the stack's state, a twin resource.
+
+A stop cannot be undone, so it is sent only where all of these hold, checked right before the call:
+- the event's own declaration asks for it (the dispatcher in lifecycle.py decides that);
+- its deadline has not passed: when CloudFormation sent the event plus CompletionTimeoutSeconds, never later
+  than that time plus the ServiceTimeout less a margin; with CompletionTimeoutSeconds 0, only at once, in
+  the first run;
+- the stack is still in the state that warrants it: UPDATE_IN_PROGRESS for an Update; DELETE_IN_PROGRESS or
+  UPDATE_COMPLETE_CLEANUP_IN_PROGRESS for a Delete;
+- in a clean-up, no other stopper of the stack still names the experiment (the construct moved).
+Anything else raises NoStop, with the answer it deserves.
+"""
+
+from __future__ import annotations
+
+import calendar
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from aws import Clock, Unreadable, read
+from outcomes import NoStop
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation.client import CloudFormationClient
+
+logger = logging.getLogger(__name__)
+
+# CloudFormation stops waiting at the ServiceTimeout; a stop is sent no later than this before it, so that the
+# answer still reaches CloudFormation.
+MARGIN_SECONDS = 60
+DEFAULT_SERVICE_TIMEOUT_SECONDS = 3600
+# The pre-signed ResponseURL is valid this long after signing (SigV2's Expires is the signing time plus this).
+URL_LIFETIME_SECONDS = 7200
+# A wait of at most 55 minutes in runs of at least 14 minutes needs 5 links; more is a record gone wrong.
+MAX_LINKS = 8
+WARRANTS = {
+    "Update": frozenset({"UPDATE_IN_PROGRESS"}),
+    "Delete": frozenset({"DELETE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"}),
+}
+CLEANUP = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+RESOURCE_TYPE = "Custom::InferenceExperimentStop"
+
+
+def signed_at(response_url: object) -> float | None:
+    """When CloudFormation signed the event's ResponseURL (it signs it as it sends the event); None if unknown.
+
+    A SigV4 URL holds X-Amz-Date; a SigV2 URL holds Expires, the signing time plus 7200 s.
+    """
+    if not isinstance(response_url, str):
+        return None
+    query = parse_qs(urlsplit(response_url).query)
+    date = query.get("X-Amz-Date", [""])[0]
+    if date:
+        try:
+            return float(calendar.timegm(time.strptime(date, "%Y%m%dT%H%M%SZ")))
+        except ValueError:
+            return None
+    expires = query.get("Expires", [""])[0]
+    if expires.isdigit() and "Signature" in query:
+        return float(int(expires) - URL_LIFETIME_SECONDS)
+    return None
+
+
+@dataclass(frozen=True)
+class Timing:
+    """An event's clock: when it was sent, and until when a stop may be sent and the wait may last."""
+
+    sent: float
+    deadline: float  # the wait's end, and the last moment a stop may be sent
+    at_once_only: bool  # CompletionTimeoutSeconds 0: a stop only in the first run, before any wait
+    waited_on_until: float  # when CloudFormation stops waiting (less the margin)
+
+    @classmethod
+    def of(cls, sent: float, completion_timeout: int, service_timeout: int) -> Timing:
+        waited_on_until = sent + service_timeout - MARGIN_SECONDS
+        return cls(
+            sent=sent,
+            deadline=min(sent + completion_timeout, waited_on_until),
+            at_once_only=completion_timeout == 0,
+            waited_on_until=waited_on_until,
+        )
+
+    @property
+    def stop_by(self) -> float:
+        """The last moment a stop may be sent (with a timeout of 0: while CloudFormation still waits)."""
+        return self.waited_on_until if self.at_once_only else self.deadline
+
+    def too_late(self, now: float) -> bool:
+        """Whether an event arriving now arrives after its deadline or after CloudFormation stopped waiting."""
+        return now > self.stop_by
+
+
+def sent_time(event: Mapping[str, Any], now: float, recorded: float | None = None) -> float:
+    """When CloudFormation sent the event: its URL's signing time, else the first run's start (`recorded`, or
+    now in the first run); never later than now, so that a URL dated ahead of the clock cannot extend a deadline.
+    """
+    candidates = [now]
+    signed = signed_at(event.get("ResponseURL"))
+    if signed is not None:
+        candidates.append(signed)
+    elif recorded is not None:
+        candidates.append(recorded)
+    return min(candidates)
+
+
+def rolling_back(status: str) -> bool:
+    """A stack rolling back, or rolled back: its events never stop, and never fail."""
+    return "ROLLBACK" in status
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Reads the event's own stack (IAM allows nothing else)."""
+
+    cloudformation: CloudFormationClient
+    stack_id: str
+    clock: Clock
+    jitter: Callable[[], float]
+
+    def status(self, until: float) -> str | None:
+        """The stack's status, read again after throttling until `until`; None where it could not be read."""
+        try:
+            stacks = read(
+                lambda: self.cloudformation.describe_stacks(StackName=self.stack_id)["Stacks"],
+                "cloudformation:DescribeStacks",
+                self.stack_id,
+                self.clock,
+                until,
+                self.jitter,
+            )
+        except Unreadable as error:
+            logger.warning("%s", error)
+            return None
+        return stacks[0]["StackStatus"] if stacks else None
+
+    def twin(self, logical_id: str, physical_id: str, until: float) -> str | None:
+        """Another stopper of this stack that still names the experiment: its logical id, else None.
+
+        Raises:
+            Unreadable: where the stack's resources could not be read in time.
+        """
+        request: dict[str, str] = {"StackName": self.stack_id}
+        while True:
+            page = read(
+                functools.partial(self.cloudformation.list_stack_resources, **request),
+                "cloudformation:ListStackResources",
+                self.stack_id,
+                self.clock,
+                until,
+                self.jitter,
+            )
+            for resource in page.get("StackResourceSummaries", []):
+                if (
+                    resource.get("ResourceType") == RESOURCE_TYPE
+                    and resource.get("LogicalResourceId") != logical_id
+                    and resource.get("PhysicalResourceId") == physical_id
+                    and not str(resource.get("ResourceStatus", "")).startswith("DELETE_")
+                ):
+                    return str(resource["LogicalResourceId"])
+            token = page.get("NextToken")
+            if not token:
+                return None
+            request = {**request, "NextToken": token}
+
+
+def check_stack(request_type: str, status: str | None, name: str) -> None:
+    """The stack's state must warrant a stop by this event.
+
+    Raises:
+        NoStop: SUCCESS for a Delete or a stack rolling back; FAILED for an Update otherwise.
+    """
+    if status in WARRANTS[request_type]:
+        return
+    if status is None:
+        raise NoStop(
+            f"The stack's state could not be read, so inference experiment {name} was not stopped",
+            answers_failed=request_type == "Update",
+        )
+    if rolling_back(status):
+        raise NoStop(f"The stack is {status}: a rollback never stops an experiment", answers_failed=False, routine=True)
+    raise NoStop(
+        f"The stack is {status}, not {' or '.join(sorted(WARRANTS[request_type]))}: inference experiment {name} "
+        f"was not stopped",
+        answers_failed=request_type == "Update",
+    )
+
+
+def check_time(request_type: str, timing: Timing, now: float, name: str, *, first_look: bool) -> None:
+    """The event's deadline must not have passed; with a completion timeout of 0, only the first look may stop.
+
+    Raises:
+        NoStop: FAILED for an Update, SUCCESS for a Delete.
+    """
+    if timing.at_once_only and not first_look:
+        raise NoStop(
+            f"Inference experiment {name} was not Running at once, and CompletionTimeoutSeconds 0 does not wait: "
+            "it was not stopped",
+            answers_failed=request_type == "Update",
+        )
+    if now > timing.stop_by:
+        raise NoStop(
+            f"The {request_type} came too late: its deadline passed {now - timing.stop_by:.0f} s ago, so "
+            f"inference experiment {name} was not stopped",
+            answers_failed=request_type == "Update",
+        )
