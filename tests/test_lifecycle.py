@@ -19,6 +19,7 @@ import boto3
 import index
 import lifecycle
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from botocore.stub import ANY, Stubber
 from conftest import (
     ARN,
@@ -64,12 +65,47 @@ class Call:
     response: dict[str, Any] | None = None
     error: tuple[str, str] | None = None
     retries: int = 0
+    raises: Exception | None = None  # botocore's own error (no answer from AWS), raised instead of calling
 
 
 def stacks(status: str) -> Call:
     stack: dict[str, Any] = {"StackName": "ShadowTestStack", "StackId": STACK_ID, "StackStatus": status}
     stack["CreationTime"] = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
     return Call("cloudformation", "describe_stacks", {"StackName": STACK_ID}, {"Stacks": [stack]})
+
+
+def stack_resources(*stoppers: tuple[str, str, str]) -> Call:
+    """ListStackResources of the event's stack: its stoppers as (logical id, physical id, status)."""
+    summaries: list[dict[str, Any]] = [
+        {
+            "LogicalResourceId": logical_id,
+            "PhysicalResourceId": physical_id,
+            "ResourceType": "Custom::InferenceExperimentStop",
+            "ResourceStatus": status,
+            "LastUpdatedTimestamp": datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC),
+        }
+        for logical_id, physical_id, status in stoppers
+    ]
+    summaries.append(
+        {
+            "LogicalResourceId": "Endpoint",
+            "PhysicalResourceId": NAME,  # another type of resource with the same physical id is no twin
+            "ResourceType": "AWS::SageMaker::Endpoint",
+            "ResourceStatus": "UPDATE_COMPLETE",
+            "LastUpdatedTimestamp": datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC),
+        }
+    )
+    return Call(
+        "cloudformation", "list_stack_resources", {"StackName": STACK_ID}, {"StackResourceSummaries": summaries}
+    )
+
+
+def stack_resources_fail(code: str, message: str) -> Call:
+    return Call("cloudformation", "list_stack_resources", {"StackName": STACK_ID}, error=(code, message))
+
+
+def stacks_fail(code: str, message: str) -> Call:
+    return Call("cloudformation", "describe_stacks", {"StackName": STACK_ID}, error=(code, message))
 
 
 def describe(status: str, name: str = NAME, **extra: Any) -> Call:
@@ -95,11 +131,11 @@ def endpoint(status: str, **extra: Any) -> dict[str, Any]:
     return {"EndpointMetadata": {"EndpointName": "shadow-test-endpoint", "EndpointStatus": status, **extra}}
 
 
-def continued(stop_sent: bool, link: int = 2) -> Callable[[dict[str, Any]], None]:
+def continued(stop_sent: bool, link: int = 2, deadline: float = CLOCK_START + 600) -> Callable[[dict[str, Any]], None]:
     """The event as an earlier link hands it on."""
 
     def edit(event: dict[str, Any]) -> None:
-        event[lifecycle.CONTINUATION] = {"Deadline": CLOCK_START + 600, "StopSent": stop_sent, "Link": link}
+        event[lifecycle.CONTINUATION] = {"Deadline": deadline, "StopSent": stop_sent, "Link": link}
 
     return edit
 
@@ -147,9 +183,15 @@ def metric_queries(statistic: str, period: int) -> list[dict[str, Any]]:
     return queries
 
 
-def metrics_read(shadow: dict[str, list[float]], production: dict[str, list[float]], statistic: str = "p99") -> Call:
+def metrics_read(
+    shadow: dict[str, list[float]],
+    production: dict[str, list[float]],
+    statistic: str = "p99",
+    status: str = "Complete",
+    sent_ago: float = 0,
+) -> Call:
     """One GetMetricData call over the last day, answered with these datapoints (microseconds for latency)."""
-    end = datetime.datetime.fromtimestamp(CLOCK_START, datetime.UTC)
+    end = datetime.datetime.fromtimestamp(CLOCK_START - sent_ago, datetime.UTC)  # the window ends as the event is sent
     params = {
         "MetricDataQueries": metric_queries(statistic, DAY),
         "StartTime": end - datetime.timedelta(seconds=DAY),
@@ -161,7 +203,7 @@ def metrics_read(shadow: dict[str, list[float]], production: dict[str, list[floa
             "Label": name,
             "Timestamps": [end] * len(values),
             "Values": values,
-            "StatusCode": "Complete",
+            "StatusCode": status if role == "shadow" and name == "ModelErrors" else "Complete",
         }
         for role, figures in (("shadow", shadow), ("production", production))
         for name, values in figures.items()
@@ -186,6 +228,18 @@ FALLBACK_STOP = {
     "ModelVariantActions": {"shadow": "Remove", "production": "Retain"},
     "DesiredState": "Completed",
 }
+
+
+SLOW_WHY = "shadow p99 ModelLatency 41.2 ms > 1.10 x production 30.1 ms (over 15,000 shadow invocations)"
+MONITORING = "https://monitoring.us-east-1.amazonaws.com/"
+UNREACHABLE_WHY = (
+    "cloudwatch:GetMetricData on shadow-test-endpoint could not be reached: "
+    f'Could not connect to the endpoint URL: "{MONITORING}"'
+)
+# The duplicate rows' event was sent a minute before it arrives; its first delivery stopped the experiment since.
+DUPLICATE_SENT_AGO = 60
+AFTER_SENT = datetime.datetime.fromtimestamp(CLOCK_START - 30, datetime.UTC)
+BEFORE_SENT = datetime.datetime.fromtimestamp(CLOCK_START - 3600, datetime.UTC)
 
 
 def fallback_stop(why: str) -> Call:
@@ -227,6 +281,8 @@ class Case:
     sleeps: list[float] | None = None
     logged: str = ""
     remaining_millis: int = 660_000  # the run's time left when the event arrives
+    sent_ago: float | None = None  # the ResponseURL is SigV4-signed this long before the event arrives
+    url_query: str = ""  # more of the ResponseURL's query (a SigV2 URL's Expires, say)
     id: str = field(default="")
 
 
@@ -265,6 +321,15 @@ def only_changed(**old: Any) -> Callable[[dict[str, Any]], None]:
 
 def renamed(event: dict[str, Any]) -> None:
     event["ResourceProperties"]["Name"] = "shadow-test-2"
+
+
+def instance_type(value: object) -> Callable[[dict[str, Any]], None]:
+    def edit(event: dict[str, Any]) -> None:
+        event["ResourceProperties"]["DesiredModelVariants"][0]["InfrastructureConfig"]["RealTimeInferenceConfig"][
+            "InstanceType"
+        ] = value
+
+    return edit
 
 
 def delete_after_failed_create(event: dict[str, Any]) -> None:
@@ -893,7 +958,268 @@ CASES = [
         edit=continued(stop_sent=False),
         id="later-link-still-waiting-to-run",
     ),
+    Case(
+        ("Update/Delete", "Creating / Starting / Updating"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Starting")],
+        status="FAILED",
+        reason="Inference experiment shadow-test is still Starting after 0 s and was not stopped "
+        "(CompletionTimeoutSeconds 0)",
+        edit=props(CompletionTimeoutSeconds="0"),
+        sleeps=[],
+        id="update-no-wait-not-running-at-once",
+    ),
+    Case(
+        ("Delete", "clean-up of a stopper whose construct moved"),
+        "Delete",
+        [
+            stacks("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"),
+            stack_resources(
+                ("StopShadowTest04108110", NAME, "UPDATE_COMPLETE"),
+                ("NewPathStopShadowTest5A1B2C3D", NAME, "CREATE_COMPLETE"),
+            ),
+        ],
+        logged="stopper NewPathStopShadowTest5A1B2C3D of the same stack still names inference experiment shadow-test "
+        "(the construct moved to a new logical id): it was not stopped",
+        id="cleanup-moved-construct",
+    ),
+    Case(
+        ("Delete", "clean-up of a stopper whose construct moved"),
+        "Delete",
+        [stacks("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"), stack_resources_fail("AccessDenied", "not authorized")],
+        logged="whether another stopper still names inference experiment shadow-test is unknown: it was not stopped",
+        id="cleanup-resources-unreadable",
+    ),
+    Case(
+        ("Delete", "clean-up after a rename, or of a stopper no other names"),
+        "Delete",
+        [
+            stacks("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"),
+            stack_resources(("StopShadowTest04108110", NAME, "UPDATE_COMPLETE"), ("OldStop", NAME, "DELETE_COMPLETE")),
+            describe("Running"),
+            stacks("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"),
+            stop(),
+            describe("Completed"),
+        ],
+        data_status="Completed",
+        id="cleanup-stops-by-the-old-declaration",
+    ),
+    Case(
+        ("Update/Delete", "the stack moved on before a postponed stop"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Starting"),
+            describe("Running"),
+            stacks("UPDATE_ROLLBACK_IN_PROGRESS"),
+        ],
+        logged="The stack is UPDATE_ROLLBACK_IN_PROGRESS: a rollback never stops an experiment",
+        sleeps=[2.0],
+        id="update-postponed-stop-rolled-back",
+    ),
+    Case(
+        ("Update/Delete", "the stack moved on before a postponed stop"),
+        "Delete",
+        [stacks("DELETE_IN_PROGRESS"), describe("Starting"), describe("Running"), stacks("DELETE_FAILED")],
+        logged="The stack is DELETE_FAILED, not DELETE_IN_PROGRESS or UPDATE_COMPLETE_CLEANUP_IN_PROGRESS: "
+        "inference experiment shadow-test was not stopped",
+        sleeps=[2.0],
+        id="delete-postponed-stop-stack-moved-on",
+    ),
+    *[
+        Case(
+            ("Update/Delete", "the stack's state cannot be read before the stop"),
+            request_type,
+            [
+                stacks(f"{request_type.upper()}_IN_PROGRESS"),
+                describe("Running"),
+                *[stacks_fail("Throttling", "Rate exceeded")] * 5,
+            ],
+            status=status,
+            reason="The stack's state could not be read, so inference experiment shadow-test was not stopped",
+            logged=f"cloudformation:DescribeStacks on {STACK_ID}: Throttling: Rate exceeded; trying again in 1.0 s",
+            edit=props(CompletionTimeoutSeconds="20"),
+            sleeps=[1.0, 2.0, 4.0, 8.0],
+            id=f"{request_type.lower()}-stack-unreadable",
+        )
+        for request_type, status in (("Update", "FAILED"), ("Delete", "SUCCESS"))
+    ],
+    Case(
+        ("Update/Delete", "the event arrives after its deadline"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Running")],
+        status="FAILED",
+        reason="The Update came too late (100 s after its deadline, 700 s after CloudFormation sent it): inference "
+        "experiment shadow-test was not stopped",
+        sent_ago=700,
+        id="update-late",
+    ),
+    Case(
+        ("Update/Delete", "the event arrives after its deadline"),
+        "Delete",
+        [],
+        logged="The Delete came too late (3340 s after its deadline, 3940 s after CloudFormation sent it)",
+        url_query=f"&AWSAccessKeyId=AKIAEXAMPLE&Expires={int(CLOCK_START) - 3940 + 7200}&Signature=c2lnbmF0dXJl",
+        id="delete-late-sigv2",
+    ),
+    *[
+        Case(
+            ("Update/Delete", "a continuation record out of range"),
+            "Update",
+            [],
+            status="FAILED",
+            reason="The Update came too late",
+            edit=edit,
+            logged="The continuation record is out of range",
+            id=case_id,
+        )
+        for case_id, edit in (
+            ("continuation-deadline-30-days-out", continued(stop_sent=False, deadline=CLOCK_START + 30 * DAY)),
+            ("continuation-link-out-of-range", continued(stop_sent=False, link=1_000_000_001)),
+        )
+    ],
+    Case(
+        ("Update/Delete", "an earlier delivery of the same event stopped it"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Completed", StatusReason=STOP["Reason"], CompletionTime=AFTER_SENT)],
+        data_status="Completed",
+        decision="NoGuard",
+        logged="ended as this event's stop leaves it (an earlier delivery)",
+        sent_ago=DUPLICATE_SENT_AGO,
+        id="duplicate-after-own-stop",
+    ),
+    Case(
+        ("Update/Delete", "an earlier delivery of the same event stopped it"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe(
+                "Completed",
+                StatusReason=f"Promotion guard failed, shadow removed: {SLOW_WHY}",
+                CompletionTime=AFTER_SENT,
+            ),
+            metrics_read({**GOOD_SHADOW, "Latency": [41_200.0]}, PRODUCTION, sent_ago=DUPLICATE_SENT_AGO),
+        ],
+        data_status="Completed",
+        decision=f"FellBack: {SLOW_WHY}",
+        edit=guarded(OnFailure="FallBack"),
+        sent_ago=DUPLICATE_SENT_AGO,
+        id="duplicate-after-own-fallback",
+    ),
+    Case(
+        ("Update/Delete", "an earlier delivery of the same event stopped it"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Completed", StatusReason=STOP["Reason"], CompletionTime=BEFORE_SENT)],
+        status="FAILED",
+        reason="Inference experiment shadow-test was stopped by someone else or ended on its own",
+        sent_ago=DUPLICATE_SENT_AGO,
+        id="same-reason-but-ended-before-the-event",
+    ),
+    *[
+        Case(
+            ("Delete", "the experiment is deleted while the Delete waits"),
+            "Delete",
+            calls,
+            data_status="NotFound",
+            logged="nothing left to stop",
+            edit=edit,
+            id=case_id,
+        )
+        for case_id, calls, edit in (
+            (
+                "delete-vanishes-after-the-stop",
+                [
+                    stacks("DELETE_IN_PROGRESS"),
+                    describe("Running"),
+                    stacks("DELETE_IN_PROGRESS"),
+                    stop(),
+                    describe_fails("ResourceNotFound", "not found"),
+                ],
+                None,
+            ),
+            (
+                "delete-vanishes-in-a-later-link",
+                [describe("Stopping"), describe_fails("ResourceNotFound", "not found")],
+                continued(stop_sent=True),
+            ),
+        )
+    ],
+    Case(
+        ("Update", "a promotion guard fails, on_failure Fail"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            metrics_read(GOOD_SHADOW, PRODUCTION, status="PartialData"),
+        ],
+        status="FAILED",
+        reason="Promotion guard for shadow-test: not enough evidence: the shadow variant's InvocationModelErrors came "
+        "back incomplete (PartialData); nothing stopped",
+        edit=guarded(),
+        id="guard-partial-metrics",
+    ),
+    Case(
+        ("Delete", "a promotion guard fails"),
+        "Delete",
+        [
+            stacks("DELETE_IN_PROGRESS"),
+            describe("Running"),
+            Call("cloudwatch", "get_metric_data", {}, raises=EndpointConnectionError(endpoint_url=MONITORING)),
+            stacks("DELETE_IN_PROGRESS"),
+            fallback_stop(UNREACHABLE_WHY),
+            describe("Completed"),
+        ],
+        data_status="Completed",
+        decision=f"FellBack: {UNREACHABLE_WHY}",
+        edit=guarded(),
+        id="delete-guard-cloudwatch-unreachable",
+    ),
+    *[
+        Case(
+            ("any", "malformed properties"),
+            request_type,
+            calls,
+            status=status,
+            reason="DesiredModelVariants[0] InstanceType ['ml.m5.xlarge'] must be a string, not list",
+            logged="Not stopping on Delete: DesiredModelVariants[0] InstanceType ['ml.m5.xlarge'] must be a string"
+            if request_type == "Delete"
+            else "",
+            edit=instance_type(["ml.m5.xlarge"]),
+            id=f"{request_type.lower()}-instance-type-a-list",
+        )
+        for request_type, calls, status in (
+            ("Update", [stacks("UPDATE_IN_PROGRESS")], "FAILED"),
+            ("Delete", [], "SUCCESS"),
+        )
+    ],
+    Case(
+        ("any", "throttling / 5xx"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
+            stop(),
+            describe("Stopping"),
+            describe_fails("ThrottlingException", "Rate exceeded", retries=7),
+            describe("Completed"),
+        ],
+        data_status="Completed",
+        logged="Rate exceeded); still waiting",
+        sleeps=[2.0, 3.0],
+        id="throttled-while-waiting",
+    ),
 ]
+
+
+def raiser(call: Call) -> Callable[..., None]:
+    """A client method that raises the call's botocore error, as botocore does when AWS cannot be reached."""
+
+    def method(**_: Any) -> None:
+        assert call.raises is not None
+        raise call.raises
+
+    return method
 
 
 @pytest.fixture
@@ -917,6 +1243,9 @@ def run(
         stubbers = {name: Stubber(client) for name, client in clients.items()}
         for call in case.calls:
             stubber = stubbers[call.client]
+            if call.raises is not None:
+                setattr(clients[call.client], call.method, raiser(call))  # the Stubber would refuse the call first
+                continue
             if call.error:
                 code, message = call.error
                 stubber.add_client_error(
@@ -940,7 +1269,10 @@ def run(
         event = load_event(case.request_type)
         if case.edit:
             case.edit(event)
-        event["ResponseURL"] = response_server.url
+        event["ResponseURL"] = response_server.url + case.url_query
+        if case.sent_ago is not None:
+            signed = datetime.datetime.fromtimestamp(clock.time() - case.sent_ago, datetime.UTC)
+            event["ResponseURL"] += f"&X-Amz-Date={signed:%Y%m%dT%H%M%SZ}"
         with stubbers["sagemaker"], stubbers["cloudformation"], stubbers["lambda"], stubbers["cloudwatch"]:
             index.handler(event, ClockContext(clock, case.remaining_millis))
             for stubber in stubbers.values():

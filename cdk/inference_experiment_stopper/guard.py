@@ -29,17 +29,17 @@ class GuardFailure(StrEnum):
 class PromotionGuard:
     """Thresholds the shadow's CloudWatch metrics must meet, over the experiment's window, for it to be promoted.
 
-    Give at least one of the three thresholds. The function reads AWS/SageMaker ModelLatency, Invocations,
-    Invocation5XXErrors and InvocationModelErrors for the shadow and the production variant in one
-    GetMetricData call before it sends a stop that promotes.
+    Give at least one of the three thresholds. The function reads AWS/SageMaker ModelLatency, Invocations and
+    InvocationModelErrors for the shadow and the production variant in one GetMetricData call before it sends
+    a stop that promotes.
 
     Args:
         max_latency_ratio: the shadow's latency statistic may be at most this times production's.
             Default: latency is not compared.
         latency_statistic: the ModelLatency statistic compared: Average, Minimum, Maximum or a percentile
             such as p99 or p99.9 (a percentile needs CloudWatch datapoints for it). Default: Average.
-        max_error_rate: the shadow's (Invocation5XXErrors + InvocationModelErrors) / Invocations may be at
-            most this (0 to 1). Default: not checked.
+        max_error_rate: the shadow's InvocationModelErrors / Invocations (the model errors include its 4xx
+            and 5xx answers) may be at most this (0 to 1). Default: not checked.
         max_error_rate_ratio: the shadow's error rate may be at most this times production's. Default: not
             compared.
         min_invocations: fewer shadow invocations in the window is not enough evidence. Default: 1000.

@@ -457,7 +457,7 @@ def _stop_and_wait(run: Run, experiment: Experiment) -> Outcome:  # noqa: PLR091
                 stop_sent, decision = True, decided
             described = _describe_during(run)
             if described is None:
-                return Outcome(str(run.event.get("PhysicalResourceId")), status="NotFound")
+                return Outcome(str(run.event.get("PhysicalResourceId")), status="NotFound", decision=decision)
             experiment = described
             if conflict is not None and experiment["Status"] not in {"Stopping", *ending.STOPPED}:
                 raise StopFailed(f"SageMaker would not stop {run.name}: {conflict}")
@@ -487,7 +487,7 @@ def _stop_and_wait(run: Run, experiment: Experiment) -> Outcome:  # noqa: PLR091
         first_look = False
         polled = _poll(run, experiment)
         if polled is None:
-            return Outcome(str(run.event.get("PhysicalResourceId")), status="NotFound")
+            return Outcome(str(run.event.get("PhysicalResourceId")), status="NotFound", decision=decision)
         experiment = polled
 
 
@@ -540,13 +540,25 @@ def _stop(request: StopRequest, services: Services) -> str | None:
 
 
 def _describe(name: str, services: Services) -> Experiment | None:
-    """The experiment, or None where SageMaker says it does not exist."""
+    """The experiment, or None where SageMaker says it does not exist.
+
+    Raises:
+        StopFailed: for any other error (after botocore's retries), with a readable reason.
+    """
+    try:
+        return _describe_or_raise(name, services)
+    except ClientError as error:
+        raise failure(error, "sagemaker:DescribeInferenceExperiment", name) from error
+
+
+def _describe_or_raise(name: str, services: Services) -> Experiment | None:
+    """The experiment, None where SageMaker says it does not exist; any other error as botocore raised it."""
     try:
         return services.sagemaker.describe_inference_experiment(Name=name)
     except ClientError as error:
         if not_found(error):
             return None
-        raise failure(error, "sagemaker:DescribeInferenceExperiment", name) from error
+        raise
 
 
 def _describe_during(run: Run) -> Experiment | None:
@@ -560,7 +572,7 @@ def _describe_during(run: Run) -> Experiment | None:
     services = run.services
     try:
         experiment = read(
-            lambda: _describe(run.name, services),
+            lambda: _describe_or_raise(run.name, services),
             "sagemaker:DescribeInferenceExperiment",
             run.name,
             services.clock,
@@ -587,7 +599,7 @@ def _poll(run: Run, last: Experiment) -> Experiment | None:
     """
     try:
         experiment = read(
-            lambda: _describe(run.name, run.services),
+            lambda: _describe_or_raise(run.name, run.services),
             "sagemaker:DescribeInferenceExperiment",
             run.name,
             run.services.clock,
