@@ -8,10 +8,12 @@ from typing import Any
 
 import boto3
 import index
+import lifecycle
 import pytest
 import responder
-from conftest import LambdaContext, ResponseServer, load_event
+from conftest import ClockContext, FakeClock, LambdaContext, ResponseServer, load_event
 from crhelper.resource_helper import CfnResource
+from fake_aws import FakeAws, fake_aws
 
 BODY = {"Status": "SUCCESS", "Reason": "", "PhysicalResourceId": "shadow-test", "Data": {}}
 
@@ -167,3 +169,65 @@ def test_answers_from_two_threads_at_once_send_once(response_server: ResponseSer
         thread.join()
 
     assert len(response_server.bodies) == 1
+
+
+def test_a_delete_about_to_time_out_answers_success_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, response_server: ResponseServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Teardown must not stick on the function's own limits: the timer answers a Delete SUCCESS, and only once."""
+
+    def slow(event: dict[str, Any], context: Any) -> str:
+        assert response_server.received.wait(5), "crhelper's timer never answered"
+        return "shadow-test"
+
+    monkeypatch.setattr(index.helper, "_delete_func", slow)
+    monkeypatch.setattr(index.helper, "_sleep_on_delete", 0)
+    event = dict(load_event("Delete"), ResponseURL=response_server.url)
+
+    index.handler(event, LambdaContext(remaining_millis=600))
+
+    answer = response_server.only_answer
+    assert answer["Status"] == "SUCCESS"
+    assert answer["Reason"].startswith("The function ran out of time before the experiment's stop could be seen")
+    assert answer["PhysicalResourceId"] == "shadow-test"
+    assert "answering the Delete anyway" in caplog.text
+
+
+def test_botocore_at_debug_never_logs_the_url_in_the_hand_on_payload(
+    monkeypatch: pytest.MonkeyPatch, response_server: ResponseServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hand-on Invoke carries the event, URL included; botocore at DEBUG logs that body: it is redacted."""
+    monkeypatch.setattr(index.helper, "_boto_level", "DEBUG")
+    monkeypatch.setattr(lifecycle, "_SEEN", type(lifecycle._SEEN)(maxlen=64))
+    caplog.set_level(logging.DEBUG)
+    root, botocore_level = logging.getLogger().level, logging.getLogger("botocore").level
+    clock = FakeClock()
+    with fake_aws(FakeAws(status={"shadow-test": "Running"}, describes_while_stopping=100)) as aws:
+
+        def client(name: str) -> Any:
+            config = index.HAND_ON if name == "lambda" else index.RETRIES
+            return boto3.client(
+                name,  # type: ignore[call-overload]
+                region_name="us-east-1",
+                endpoint_url=aws.url,
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+                config=config,
+            )
+
+        services = lifecycle.Services(
+            client("sagemaker"), client("cloudformation"), clock, client("lambda"), jitter=lambda: 0.0
+        )
+        monkeypatch.setattr(index, "services", lambda: services)
+        event = dict(load_event("Update"), ResponseURL=response_server.url)
+        try:
+            index.handler(event, ClockContext(clock, millis=40_000))
+        finally:
+            logging.getLogger().setLevel(root)
+            logging.getLogger("botocore").setLevel(botocore_level)
+
+    [(_, _, payload)] = aws.invocations
+    assert payload["ResponseURL"] == response_server.url  # the secret was in the body botocore logged
+    assert any(r.name.startswith("botocore") and "<ResponseURL>" in r.getMessage() for r in caplog.records)
+    assert "deadbeefcafe0123456789" not in caplog.text
+    assert not response_server.bodies  # handed on: the next link answers
