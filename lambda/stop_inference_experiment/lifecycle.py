@@ -485,7 +485,7 @@ def _stop_and_wait(run: Run, experiment: Experiment) -> Outcome:  # noqa: PLR091
             return replace(_outcome(experiment), decision=decision)  # a Delete whose hand-on failed answers now
         clock.sleep(delay)
         first_look = False
-        polled = _poll(run, experiment)
+        polled = _describe_during(run, last=experiment)
         if polled is None:
             return Outcome(str(run.event.get("PhysicalResourceId")), status="NotFound", decision=decision)
         experiment = polled
@@ -561,12 +561,14 @@ def _describe_or_raise(name: str, services: Services) -> Experiment | None:
         raise
 
 
-def _describe_during(run: Run) -> Experiment | None:
-    """The experiment during a stop, read again after throttling; None where a Delete finds it gone.
+def _describe_during(run: Run, last: Experiment | None = None) -> Experiment | None:
+    """The experiment during a stop; None where a Delete finds it gone (nothing left to stop).
+
+    A read that is throttled (or cannot connect) is tried again until the deadline; while polling (`last`
+    given) it is not: the poll itself comes again, and the last answer stands ("still waiting").
 
     Raises:
-        NoStop: a Delete whose experiment could not be read in time (SUCCESS, nothing stopped); an Update's
-            (FAILED).
+        NoStop: an experiment that could not be read in time: a Delete answers SUCCESS, an Update FAILED.
         StopFailed: an Update whose experiment disappeared.
     """
     services = run.services
@@ -576,43 +578,18 @@ def _describe_during(run: Run) -> Experiment | None:
             "sagemaker:DescribeInferenceExperiment",
             run.name,
             services.clock,
-            run.reads_until(),
+            services.clock.time() if last is not None else run.reads_until(),
             services.jitter,
         )
     except Unreadable as error:
+        if last is not None:
+            logger.warning("%s; still waiting", error)
+            return last
         raise NoStop(f"{error}: it was not stopped", answers_failed=run.request_type == "Update") from error
     if experiment is not None:
         return experiment
     if run.request_type == "Delete":
         logger.info("Inference experiment %s does not exist (any more): nothing left to stop", run.name)
-        return None
-    raise StopFailed(f"Inference experiment {run.name} disappeared while it was being stopped")
-
-
-def _poll(run: Run, last: Experiment) -> Experiment | None:
-    """The experiment now, None where a Delete finds it deleted during the wait (nothing left to stop).
-
-    Throttling or a failed connection during a wait is "still waiting": the last answer stands.
-
-    Raises:
-        StopFailed: an Update whose experiment disappeared.
-    """
-    try:
-        experiment = read(
-            lambda: _describe_or_raise(run.name, run.services),
-            "sagemaker:DescribeInferenceExperiment",
-            run.name,
-            run.services.clock,
-            run.services.clock.time(),  # no retry here: the poll itself comes again
-            run.services.jitter,
-        )
-    except Unreadable as error:
-        logger.warning("%s; still waiting", error)
-        return last
-    if experiment is not None:
-        return experiment
-    if run.request_type == "Delete":
-        logger.info("Inference experiment %s was deleted during the wait: nothing left to stop", run.name)
         return None
     raise StopFailed(f"Inference experiment {run.name} disappeared while it was being stopped")
 
