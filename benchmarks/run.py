@@ -38,6 +38,7 @@ from iam_quota import (  # noqa: E402
 )
 from inference_experiment_stopper import InferenceExperimentStopper  # noqa: E402
 from inference_experiment_stopper._function import ARN_OVERHEAD, MANAGED_POLICY_ROOM  # noqa: E402
+from polling import EARLY_SECONDS, SETTLED_SECONDS, STOP_TAKES, STOPPERS, Load, loads  # noqa: E402
 from simulated import answer_delay  # noqa: E402
 
 SIZES = (1, 10, 100)
@@ -286,7 +287,8 @@ def answer_section() -> Iterator[str]:
         "and its endpoint serves the promoted shadow (`InService`) at T. The handler's real lifecycle code runs on a "
         "fake clock against a simulated SageMaker (a real botocore client, requests validated against the service "
         "model); a run of the function lasts at most 15 minutes, and a longer wait is handed on to the next run "
-        "(1 s in Lambda's async queue). The figures are exact and the same on every run. Delay = when CloudFormation "
+        "(1 s in Lambda's async queue). The figures are exact and, the poll's jitter being seeded, the same on every "
+        "run. Delay = when CloudFormation "
         "gets the answer minus T (an Update; a Delete adds crhelper's 2 s `sleep_on_delete`). Completion timeout "
         "55 minutes.\n"
     )
@@ -348,6 +350,74 @@ def judging_milliseconds() -> float:
     return statistics.median(runs)
 
 
+def calls_per_stop(load: Load) -> str:
+    low, high = min(load.calls), max(load.calls)
+    return f"{low}" if low == high else f"{statistics.median(load.calls):.0f} ({low}-{high})"
+
+
+def polling_section() -> Iterator[str]:
+    minutes, early, settled = STOP_TAKES / 60, EARLY_SECONDS / 60, SETTLED_SECONDS / 60
+    yield "## 6. Polling at scale\n"
+    yield (
+        f"N stoppers of one stack, deleted together: each one's experiment is Stopping for {minutes:.0f} minutes "
+        "after its stop is accepted, then Completed. Each stopper is the handler's real lifecycle, links and all, on "
+        "its own fake clock against its own simulated experiment (as in section 4), started at the instant "
+        "CloudFormation sent the Delete; they do not interact (no throttling is simulated), so merging the times of "
+        "their `DescribeInferenceExperiment` calls gives what SageMaker sees from all of them at once. All N start "
+        "at the same instant and SageMaker answers at once: the worst case for a synchronized start (in a real "
+        "deletion they start within a second or so of one another). **Today's** schedule: a poll 2 s after the "
+        "stop, then each pause x1.5 up to 6 s, no jitter, starting over in each run of the function; it no longer "
+        "exists in the code, so `benchmarks/polling.py` reproduces it and puts it in `waiting.Poller`'s place in "
+        "the same handler. "
+        f"**New**: `waiting.Poller` as it is, 2 s growing x1.5 to 6 s during the first {early:.0f} minutes after "
+        "the event was sent, then to 15 s at most, each pause less up to 25 % at random; stopper i's jitter is "
+        "`random.Random(i).random`, so the figures are measured and the same on every run.\n"
+    )
+    yield (
+        "- calls per stop: `DescribeInferenceExperiment` calls of one stopper, from the Delete to its answer "
+        "(median (min-max) over the N stoppers where they differ; each stopper also sends one "
+        "`StopInferenceExperiment`);\n"
+        "- busiest second: the most calls of all N stoppers together in any 1 s window (a sliding window: any start, "
+        "not only whole seconds), so calls per second at the peak;\n"
+        "- busiest 10 s: the most calls in any 10 s window, divided by 10 (calls per second);\n"
+        f"- sustained: the calls from {early:.0f} minutes after the Delete until the experiments complete, divided "
+        f"by those {minutes - early:.0f} minutes (calls per second);\n"
+        f"- busiest 10 s after {settled:.0f} min: as above, counting only calls from {settled:.0f} minutes on (by "
+        "then the new pause has grown to its 15 s cap);\n"
+        "- worst delay: the longest, over the N stoppers, from the experiment's Completed to the handler's answer "
+        "(crhelper then pauses its 2 s `sleep_on_delete` before sending a Delete's answer).\n"
+    )
+    yield (
+        "| N | schedule | calls per stop | busiest second (calls/s) | busiest 10 s (calls/s) "
+        f"| sustained after {early:.0f} min (calls/s) | busiest 10 s after {settled:.0f} min (calls/s) "
+        "| worst delay (s) |"
+    )
+    yield "|---:|---|---:|---:|---:|---:|---:|---:|"
+    measured = loads()
+    for row, count in enumerate(STOPPERS):
+        for schedule, label in (("today", "today's"), ("new", "new")):
+            load = measured[schedule][row]
+            yield (
+                f"| {count} | {label} | {calls_per_stop(load)} | {load.peak_second} | {load.peak_ten:.1f} "
+                f"| {load.sustained:.2f} | {load.settled_peak_ten:.1f} | {load.worst_delay:.1f} |"
+            )
+    today, new = measured["today"][-1], measured["new"][-1]
+    hand_ons = ", ".join(f"{low:.0f}-{high:.0f} s" for low, high in new.hand_ons)
+    yield (
+        f"\nAt N = {new.stoppers}: {statistics.median(new.calls) / statistics.median(today.calls):.2f} times "
+        f"today's calls per stop, and a sustained {new.sustained:.2f} calls/s against {today.sustained:.2f} "
+        f"({new.sustained / today.sustained:.2f} times). The busiest second and the busiest 10 s are the Delete's "
+        "own: each stopper reads the experiment, sends the stop and reads it again at once, then polls quickly "
+        "while most stops end; jitter spreads the polls only as their pauses add up. Each stop took "
+        f"{new.links} runs of the function; the new schedule's later runs started {hand_ons} after the Delete, and "
+        f"its busiest 10 s after {settled:.0f} min starts at {new.settled_peak_at:.0f} s: every run reads the "
+        "experiment once as it starts, so a hand-on adds one call per stopper, and the runs of a stack's stoppers "
+        "end together. Today's schedule also starts over at 2 s in each run. The worst delay is where the last poll "
+        "before Completed happens to fall: up to 6 s after it with today's pauses (the same for every stopper, as "
+        "their polls fall on one grid), up to 15 s with the new.\n"
+    )
+
+
 def environment() -> Iterator[str]:
     node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
     yield "## Machine\n"
@@ -373,6 +443,7 @@ def main() -> None:
         lines += cold_start_and_assets_section(Path(folder))
     lines += answer_section()
     lines += guard_section()
+    lines += polling_section()
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
     print(f"wrote {ROOT / 'BENCHMARKS.md'}")
 

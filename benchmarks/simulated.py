@@ -7,25 +7,29 @@ model). A hand-on is recorded by a stand-in Lambda client and delivered, as Lamb
 from __future__ import annotations
 
 import json
+import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lifecycle
+import permission
 from experiment_on_a_clock import ExperimentOnAClock
 
 EVENT = Path(__file__).resolve().parents[1] / "tests" / "events" / "update.json"
 RUN_SECONDS = 900 - 15  # Lambda's longest run, less the answer's reserve (index.ANSWER_RESERVE_SECONDS)
 DELIVERY_SECONDS = 1.0  # Lambda's async queue between a hand-on and the next run
 ENDPOINT_UPDATE_SECONDS = 120.0  # of a promotion's time, the endpoint update after the experiment is Completed
+JITTER_SEED = 0  # the poll's jitter is seeded, so that the figures are the same on every run
 
 
 class Clock:
     """Time that moves only when the lifecycle sleeps."""
 
-    def __init__(self) -> None:
-        self.now = 0.0
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
 
     def time(self) -> float:
         return self.now
@@ -71,6 +75,26 @@ class RecordingLambda:
         return {"StatusCode": 202}
 
 
+def seeded(seed: int) -> Callable[[], float]:
+    """Poll jitter in [0, 1), the same on every run for a seed."""
+    return random.Random(seed).random  # noqa: S311 (jitter, not a secret)
+
+
+def sent_at(event: dict[str, Any]) -> float:
+    """When CloudFormation sent the event (its ResponseURL's signing time): the fake clock starts there, so that a
+    later link reads the event's true age from the URL, as it does in Lambda.
+    """
+    sent = permission.signed_at(event["ResponseURL"])
+    if sent is None:
+        raise RuntimeError("the event's ResponseURL has no signing time")
+    return sent
+
+
+def service_timeout(completion_timeout: int) -> int:
+    """The ServiceTimeout the construct writes: the completion timeout plus two minutes, at most an hour."""
+    return min(completion_timeout + 120, 3600)
+
+
 @dataclass(frozen=True)
 class Answer:
     delay: float  # seconds from the endpoint serving the promoted variant to the answer
@@ -86,14 +110,16 @@ def answer_delay(promotion_takes: float, completion_timeout: int = 3300, *, guar
 
     With `guarded`, the declaration has a promotion guard, which the simulated metrics pass.
     """
-    clock = Clock()
+    event: dict[str, Any] = json.loads(EVENT.read_text())
+    clock = Clock(sent_at(event))
     experiment = ExperimentOnAClock(
         clock, stop_takes=promotion_takes - ENDPOINT_UPDATE_SECONDS, endpoint_takes=ENDPOINT_UPDATE_SECONDS
     )
     invoker, cloudwatch = RecordingLambda(), SimulatedCloudWatch()
-    services = lifecycle.Services(experiment.client, SimulatedCloudFormation(), clock, invoker, cloudwatch)  # type: ignore[arg-type]
-    event: dict[str, Any] = json.loads(EVENT.read_text())
+    jitter = seeded(JITTER_SEED)
+    services = lifecycle.Services(experiment.client, SimulatedCloudFormation(), clock, invoker, cloudwatch, jitter)  # type: ignore[arg-type]
     event["ResourceProperties"]["CompletionTimeoutSeconds"] = str(completion_timeout)
+    event["ResourceProperties"]["ServiceTimeout"] = str(service_timeout(completion_timeout))
     if guarded:
         event["ResourceProperties"]["PromotionGuard"] = GUARD
     event["RequestId"] = str(uuid.uuid4())  # each CloudFormation event has its own
