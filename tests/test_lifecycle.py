@@ -239,6 +239,7 @@ UNREACHABLE_WHY = (
 # The duplicate rows' event was sent a minute before it arrives; its first delivery stopped the experiment since.
 DUPLICATE_SENT_AGO = 60
 AFTER_SENT = datetime.datetime.fromtimestamp(CLOCK_START - 30, datetime.UTC)
+LATE_END = datetime.datetime.fromtimestamp(CLOCK_START - 650, datetime.UTC)  # 50 s after the late rows' event
 BEFORE_SENT = datetime.datetime.fromtimestamp(CLOCK_START - 3600, datetime.UTC)
 
 
@@ -1056,8 +1057,18 @@ CASES = [
     ),
     Case(
         ("Update/Delete", "the event arrives after its deadline"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Completed", StatusReason=STOP["Reason"], CompletionTime=LATE_END)],
+        data_status="Completed",
+        decision="NoGuard",
+        logged="ended as this event's stop leaves it (an earlier delivery)",
+        sent_ago=700,
+        id="late-duplicate-answers-as-the-first-did",
+    ),
+    Case(
+        ("Update/Delete", "the event arrives after its deadline"),
         "Delete",
-        [],
+        [stacks("DELETE_IN_PROGRESS"), describe("Running")],
         logged="The Delete came too late (3340 s after its deadline, 3940 s after CloudFormation sent it)",
         url_query=f"&AWSAccessKeyId=AKIAEXAMPLE&Expires={int(CLOCK_START) - 3940 + 7200}&Signature=c2lnbmF0dXJl",
         id="delete-late-sigv2",
@@ -1066,7 +1077,7 @@ CASES = [
         Case(
             ("Update/Delete", "a continuation record out of range"),
             "Update",
-            [],
+            [describe("Running")],
             status="FAILED",
             reason="The Update came too late",
             edit=edit,

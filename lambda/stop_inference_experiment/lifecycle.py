@@ -156,6 +156,7 @@ class Run:
     timing: Timing
     stack: Stack
     run_ends: float
+    arrived: float
     continuation: Continuation | None = None
 
     @classmethod
@@ -185,6 +186,7 @@ class Run:
             timing,
             Stack(services.cloudformation, str(event.get("StackId")), services.clock, services.jitter),
             now + max(0.0, budget.time_left),
+            now,
             continuation,
         )
 
@@ -235,7 +237,6 @@ def _go_on(event: Mapping[str, Any], continuation: Continuation, services: Servi
     run = Run.of(event, declaration, services, budget, continuation)
     logger.info("Link %d goes on waiting for %s (stop sent: %s)", continuation.link, run.name, continuation.stop_sent)
     physical_id = run.name if request_type == "Update" else str(event.get("PhysicalResourceId"))
-    _refuse_if_late(run)
     experiment = _describe_during(run)
     if experiment is None:
         return Outcome(physical_id, status="NotFound")
@@ -280,7 +281,6 @@ def _update(event: Mapping[str, Any], services: Services, budget: Budget) -> Out
         )
         return _outcome(experiment)
     run = Run.of(event, declaration, services, budget)
-    _refuse_if_late(run)
     return _stop_and_wait(run, experiment)
 
 
@@ -336,7 +336,6 @@ def _delete(event: Mapping[str, Any], services: Services, budget: Budget) -> Out
     if "Delete" not in declaration.stop_on:
         return Outcome(physical_id)
     run = Run.of(event, declaration, services, budget)
-    _refuse_if_late(run)
     status = run.stack.status(run.reads_until())
     permission.check_stack("Delete", status, run.name)
     if status == permission.CLEANUP:
@@ -353,12 +352,13 @@ def _delete(event: Mapping[str, Any], services: Services, budget: Budget) -> Out
 
 
 def _refuse_if_late(run: Run) -> None:
-    """An event (or link) that arrives after its deadline, or after CloudFormation stopped waiting, stops nothing.
+    """An event (or link) that arrived after its deadline, or after CloudFormation stopped waiting, stops nothing
+    and waits for nothing. (It may still find the end its own first delivery left, and answer as that did.)
 
     Raises:
         NoStop: FAILED for an Update, SUCCESS for a Delete, saying it came too late.
     """
-    now = run.services.clock.time()
+    now = run.arrived
     if run.timing.too_late(now) or (run.continuation is not None and now > run.timing.deadline):
         late = now - (run.timing.deadline if run.continuation is not None else run.timing.stop_by)
         raise NoStop(
@@ -443,24 +443,23 @@ def _stop_and_wait(run: Run, experiment: Experiment) -> Outcome:  # noqa: PLR091
         promoting = sent_request is not None and ending.promotes(sent_request)
         stopping = stop_sent or experiment["Status"] == "Stopping"
         step = next_step(request_type, experiment, stopping=stopping, promoting=promoting)
+        if step is not Step.DONE:
+            _refuse_if_late(run)
         if step is Step.DONE:
             if sent_request is not None:
                 ending.check_own_end(sent_request, request_type, experiment)
             return replace(_outcome(experiment), decision=decision if stop_sent else "")
         if step is Step.STOP:
             expected = _decide(run, experiment)
-            request, decided = expected
-            permission.check_stack(request_type, run.stack.status(run.reads_until()), run.name)
-            permission.check_time(request_type, run.timing, clock.time(), run.name, first_look=first_look)
-            conflict = _stop(request, run.services)
+            conflict = _stop_once(run, expected[0], first_look=first_look)
             if conflict is None:
-                stop_sent, decision = True, decided
+                stop_sent, decision = True, expected[1]
             described = _describe_during(run)
             if described is None:
                 return Outcome(str(run.event.get("PhysicalResourceId")), status="NotFound", decision=decision)
-            experiment = described
-            if conflict is not None and experiment["Status"] not in {"Stopping", *ending.STOPPED}:
+            if conflict is not None and described["Status"] not in {"Stopping", *ending.STOPPED}:
                 raise StopFailed(f"SageMaker would not stop {run.name}: {conflict}")
+            experiment = described
             continue
         now = clock.time()
         link = run.continuation.link + 1 if run.continuation else 2
@@ -489,6 +488,19 @@ def _stop_and_wait(run: Run, experiment: Experiment) -> Outcome:  # noqa: PLR091
         if polled is None:
             return Outcome(str(run.event.get("PhysicalResourceId")), status="NotFound", decision=decision)
         experiment = polled
+
+
+def _stop_once(run: Run, request: StopRequest, *, first_look: bool) -> str | None:
+    """Send the stop where this event may, checked right before it; None once accepted, else SageMaker's conflict.
+
+    Raises:
+        NoStop: the stack's state does not warrant the stop, or the deadline passed.
+        StopFailed: SageMaker refused it (other than with a ConflictException, which is returned).
+    """
+    clock = run.services.clock
+    permission.check_stack(run.request_type, run.stack.status(run.reads_until()), run.name)
+    permission.check_time(run.request_type, run.timing, clock.time(), run.name, first_look=first_look)
+    return _stop(request, run.services)
 
 
 def _decide(run: Run, experiment: Experiment) -> tuple[StopRequest, str]:
