@@ -364,3 +364,63 @@ def _unless_only_the_count_changed(value: Any) -> Any:
     except (KeyError, TypeError, IndexError):
         return value
     return value if not (isinstance(count, str) and count.isdigit() and len(count) <= 9) else [value[0]] * 3
+
+
+GUARD = {"MaxLatencyRatio": "1.1", "LatencyStatistic": "p99", "MaxErrorRate": "0.001", "MinInvocations": "1000"}
+
+
+def scalar_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in the properties where a string or number belongs (ModelVariantActions' values included)."""
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in scalar_paths(item, (*path, key))]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in scalar_paths(item, (*path, index))]
+    return [path]
+
+
+def guarded_properties() -> dict[str, Any]:
+    properties: dict[str, Any] = load_event("Update")["ResourceProperties"]
+    properties["PromotionGuard"] = dict(GUARD)
+    return properties
+
+
+SCALARS = [path for path in scalar_paths(guarded_properties()) if path[0] not in ("ServiceToken", "StopOn")]
+
+
+def replaced(properties: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    edited = copy.deepcopy(properties)
+    target = edited
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return edited
+
+
+@pytest.mark.parametrize("shape", ["list", "object"])
+@pytest.mark.parametrize("path", SCALARS, ids=[".".join(map(str, path)) for path in SCALARS])
+def test_a_list_or_object_where_a_scalar_belongs_is_named_and_never_stops(
+    path: tuple[Any, ...], shape: str, send: Callable[[Any], Answer], response_server: ResponseServer
+) -> None:
+    properties = guarded_properties()
+    leaf = replaced(properties, path, [properties_at(properties, path)] if shape == "list" else {"Value": "x"})
+
+    def with_leaf(event: dict[str, Any]) -> None:
+        event["ResourceProperties"] = leaf
+
+    update = send(event_with("Update", response_server.url, with_leaf))
+    delete = send(event_with("Delete", response_server.url, with_leaf))
+
+    assert update.only["Status"] == "FAILED"
+    update.assert_readable()
+    named = str(path[-1]) if not isinstance(path[-1], int) else str(path[-2])
+    assert named in update.only["Reason"] or path[0] in update.only["Reason"], update.only["Reason"]
+    assert "StopInferenceExperiment" not in update.sagemaker_calls
+    assert delete.only["Status"] == "SUCCESS"
+    assert "StopInferenceExperiment" not in delete.sagemaker_calls
+
+
+def properties_at(properties: dict[str, Any], path: tuple[Any, ...]) -> Any:
+    value: Any = properties
+    for key in path:
+        value = value[key]
+    return value
