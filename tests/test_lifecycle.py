@@ -674,6 +674,7 @@ CASES = [
         [
             stacks("UPDATE_IN_PROGRESS"),
             describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
             metrics_read(GOOD_SHADOW, PRODUCTION),
             *RUNNING_TO_DONE[1:],
         ],
@@ -688,7 +689,12 @@ CASES = [
         Case(
             ("Update", "a promotion guard fails, on_failure Fail"),
             "Update",
-            [stacks("UPDATE_IN_PROGRESS"), describe("Running"), metrics_read(shadow, PRODUCTION, statistic)],
+            [
+                stacks("UPDATE_IN_PROGRESS"),
+                describe("Running"),
+                stacks("UPDATE_IN_PROGRESS"),
+                metrics_read(shadow, PRODUCTION, statistic),
+            ],
             status="FAILED",
             reason=f"Promotion guard for shadow-test: {why}; nothing stopped",
             edit=guarded(**changes),
@@ -738,6 +744,7 @@ CASES = [
         [
             stacks("UPDATE_IN_PROGRESS"),
             describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
             metrics_read({**GOOD_SHADOW, "Latency": [41_200.0]}, PRODUCTION),
             stacks("UPDATE_IN_PROGRESS"),
             fallback_stop(
@@ -758,6 +765,7 @@ CASES = [
             [
                 stacks("DELETE_IN_PROGRESS"),
                 describe("Running"),
+                stacks("DELETE_IN_PROGRESS"),
                 read,
                 stacks("DELETE_IN_PROGRESS"),
                 fallback_stop(why),
@@ -785,7 +793,12 @@ CASES = [
     Case(
         ("any", "AccessDenied"),
         "Update",
-        [stacks("UPDATE_IN_PROGRESS"), describe("Running"), metrics_fail("AccessDenied", "not authorized")],
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
+            metrics_fail("AccessDenied", "not authorized"),
+        ],
         status="FAILED",
         reason="Access denied: the function's role may not call cloudwatch:GetMetricData on shadow-test-endpoint",
         edit=guarded(),
@@ -794,7 +807,12 @@ CASES = [
     Case(
         ("any", "throttling / 5xx"),
         "Update",
-        [stacks("UPDATE_IN_PROGRESS"), describe("Running"), metrics_fail("ThrottlingException", "Rate exceeded", 7)],
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
+            metrics_fail("ThrottlingException", "Rate exceeded", 7),
+        ],
         status="FAILED",
         reason="cloudwatch:GetMetricData on shadow-test-endpoint failed after 7 retries: ThrottlingException",
         edit=guarded(),
@@ -1061,7 +1079,7 @@ CASES = [
         [stacks("UPDATE_IN_PROGRESS"), describe("Completed", StatusReason=STOP["Reason"], CompletionTime=LATE_END)],
         data_status="Completed",
         decision="NoGuard",
-        logged="ended as this event's stop leaves it (an earlier delivery)",
+        logged="shows this event's own stop (an earlier delivery sent it)",
         sent_ago=700,
         id="late-duplicate-answers-as-the-first-did",
     ),
@@ -1095,7 +1113,7 @@ CASES = [
         [stacks("UPDATE_IN_PROGRESS"), describe("Completed", StatusReason=STOP["Reason"], CompletionTime=AFTER_SENT)],
         data_status="Completed",
         decision="NoGuard",
-        logged="ended as this event's stop leaves it (an earlier delivery)",
+        logged="shows this event's own stop (an earlier delivery sent it)",
         sent_ago=DUPLICATE_SENT_AGO,
         id="duplicate-after-own-stop",
     ),
@@ -1109,8 +1127,7 @@ CASES = [
                 StatusReason=f"Promotion guard failed, shadow removed: {SLOW_WHY}",
                 CompletionTime=AFTER_SENT,
             ),
-            metrics_read({**GOOD_SHADOW, "Latency": [41_200.0]}, PRODUCTION, sent_ago=DUPLICATE_SENT_AGO),
-        ],
+        ],  # the verdict is read from the Reason it sent: the guard is not judged again
         data_status="Completed",
         decision=f"FellBack: {SLOW_WHY}",
         edit=guarded(OnFailure="FallBack"),
@@ -1161,6 +1178,7 @@ CASES = [
         [
             stacks("UPDATE_IN_PROGRESS"),
             describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
             metrics_read(GOOD_SHADOW, PRODUCTION, status="PartialData"),
         ],
         status="FAILED",
@@ -1175,6 +1193,7 @@ CASES = [
         [
             stacks("DELETE_IN_PROGRESS"),
             describe("Running"),
+            stacks("DELETE_IN_PROGRESS"),
             Call("cloudwatch", "get_metric_data", {}, raises=EndpointConnectionError(endpoint_url=MONITORING)),
             stacks("DELETE_IN_PROGRESS"),
             fallback_stop(UNREACHABLE_WHY),
@@ -1219,6 +1238,85 @@ CASES = [
         logged="Rate exceeded); still waiting",
         sleeps=[2.0, 3.0],
         id="throttled-while-waiting",
+    ),
+    Case(
+        ("Update/Delete", "an earlier delivery of the same event stopped it"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Stopping", StatusReason=STOP["Reason"])],
+        data_status="Stopping",
+        decision="NoGuard",
+        edit=props(CompletionTimeoutSeconds="0"),
+        sent_ago=90,  # late for a stop, but its own stop was accepted: SUCCESS, as the first delivery answered
+        id="no-wait-duplicate-while-stopping",
+    ),
+    Case(
+        ("Update/Delete", "an earlier delivery of the same event stopped it"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Completed", StatusReason=STOP["Reason"], CompletionTime=AFTER_SENT)],
+        data_status="Completed",
+        decision="Promoted",  # read from the Reason it sent: the guard is not judged again
+        edit=guarded(),
+        sent_ago=DUPLICATE_SENT_AGO,
+        id="guarded-duplicate-reads-no-metrics",
+    ),
+    Case(
+        ("Update/Delete", "the stack moved on before a postponed stop"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Starting"),
+            describe("Running"),
+            stacks("UPDATE_ROLLBACK_IN_PROGRESS"),
+        ],
+        logged="The stack is UPDATE_ROLLBACK_IN_PROGRESS: a rollback never stops an experiment",
+        edit=guarded(),  # the stack is read before the guard is judged: a rollback never fails on a guard
+        sleeps=[2.0],
+        id="guarded-postponed-stop-rolled-back",
+    ),
+    Case(
+        ("Update/Delete", "the event arrives after its deadline"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Running")],
+        status="FAILED",
+        reason="The Update came too late (540 s after its deadline, 600 s after CloudFormation sent it)",
+        edit=props(CompletionTimeoutSeconds="0"),  # "at once": within a minute of being sent
+        sent_ago=600,
+        id="no-wait-update-late",
+    ),
+    Case(
+        ("Update", "completion timeout reached while still Stopping"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
+            stop(),
+            *[describe_fails("ThrottlingException", "Rate exceeded")] * 6,
+        ],
+        status="FAILED",
+        reason="Inference experiment shadow-test is still Running after 20 s (CompletionTimeoutSeconds 20)",
+        edit=props(CompletionTimeoutSeconds="20"),
+        sleeps=[2.0, 3.0, 4.5, 6.0, 4.5],
+        id="update-stop-accepted-then-unreadable",
+    ),
+    Case(
+        ("any", "throttling / 5xx"),
+        "Delete",
+        [
+            stacks("DELETE_IN_PROGRESS"),
+            describe("Running"),
+            stacks("DELETE_IN_PROGRESS"),
+            Call(
+                "sagemaker",
+                "stop_inference_experiment",
+                STOP,
+                error=("ThrottlingException", "Rate exceeded"),
+                retries=7,
+            ),
+        ],
+        logged="StopInferenceExperiment on shadow-test could not be sent (ClientError: Rate exceeded); it may not have "
+        "been stopped; answering SUCCESS",
+        id="delete-stop-throttled",
     ),
 ]
 

@@ -24,11 +24,11 @@ import ending
 import evidence
 import permission
 import rules
-from aws import Clock, Unreadable, code, failure, message, not_found, read
-from botocore.exceptions import ClientError
+from aws import Clock, Unreadable, code, failure, message, not_found, read, transient
+from botocore.exceptions import BotoCoreError, ClientError
 from outcomes import HandedOn, InvalidProperties, NoStop, Outcome, StopFailed
 from permission import MAX_LINKS, Stack, Timing
-from properties import StopDeclaration, parse, quote
+from properties import FALLBACK_REASON, StopDeclaration, parse, quote
 from waiting import CONTINUATION, HAND_ON_SECONDS, Continuation, Poller, hand_on
 
 if TYPE_CHECKING:
@@ -424,37 +424,39 @@ def _stop_and_wait(run: Run, experiment: Experiment) -> Outcome:  # noqa: PLR091
         NoStop: where this event may not stop the experiment.
         StopFailed: where the event must be answered FAILED.
     """
-    clock, declaration, request_type = run.services.clock, run.declaration, run.request_type
+    clock, request_type = run.services.clock, run.request_type
     stop_sent = run.continuation.stop_sent if run.continuation else False
     decision = run.continuation.decision if run.continuation else ""
     first_look = run.continuation is None
     poller = Poller(run.timing.sent, clock.time(), run.services.jitter)
-    expected: tuple[StopRequest, str] | None = None
     while True:
-        if not stop_sent and experiment["Status"] in ending.STOPPED:
-            # An end this run's stop did not leave: an earlier delivery of this event's own, or someone else's.
-            expected = expected or _decide(run, experiment)
-            if not ending.left_by(expected[0], experiment, run.timing.sent):
-                ending.check_foreign_end(expected[0], request_type, experiment)
+        if not stop_sent and experiment["Status"] in {"Stopping", *ending.STOPPED}:
+            # A stop this run did not send: an earlier delivery of this event's own, or someone else's.
+            own = _own_stop(run, experiment)
+            if own is None and experiment["Status"] in ending.STOPPED:
+                ending.check_foreign_end(run.declaration.stop_request(), request_type, experiment)
                 return _outcome(experiment)
-            logger.info("Inference experiment %s ended as this event's stop leaves it (an earlier delivery)", run.name)
-            stop_sent, decision = True, expected[1]
-        sent_request = _sent_request(declaration, decision) if stop_sent else None
+            if own is not None:
+                logger.info(
+                    "Inference experiment %s shows this event's own stop (an earlier delivery sent it)", run.name
+                )
+                stop_sent, decision = True, own
+        sent_request = _sent_request(run.declaration, decision) if stop_sent else None
         promoting = sent_request is not None and ending.promotes(sent_request)
         stopping = stop_sent or experiment["Status"] == "Stopping"
         step = next_step(request_type, experiment, stopping=stopping, promoting=promoting)
-        if step is not Step.DONE:
-            _refuse_if_late(run)
         if step is Step.DONE:
             if sent_request is not None:
                 ending.check_own_end(sent_request, request_type, experiment)
             return replace(_outcome(experiment), decision=decision if stop_sent else "")
+        if not stop_sent:
+            _refuse_if_late(run)  # a late event neither stops nor waits (a stop it sent is waited out to its deadline)
         if step is Step.STOP:
-            expected = _decide(run, experiment)
-            conflict = _stop_once(run, expected[0], first_look=first_look)
+            conflict, decided = _stop_once(run, experiment, first_look=first_look)
             if conflict is None:
-                stop_sent, decision = True, expected[1]
-            described = _describe_during(run)
+                stop_sent, decision = True, decided
+            # After an accepted stop, an experiment that cannot be read is still being stopped: wait on.
+            described = _describe_during(run, last=experiment if conflict is None else None)
             if described is None:
                 return Outcome(str(run.event.get("PhysicalResourceId")), status="NotFound", decision=decision)
             if conflict is not None and described["Status"] not in {"Stopping", *ending.STOPPED}:
@@ -472,15 +474,7 @@ def _stop_and_wait(run: Run, experiment: Experiment) -> Outcome:  # noqa: PLR091
                 logger.warning("The wait for %s was handed on %d times: answering now", run.name, MAX_LINKS - 1)
                 return replace(_timed_out(run, experiment, stop_sent=stop_sent), decision=decision)
             handed = Continuation(run.timing.deadline, stop_sent, link, decision, run.timing.sent)
-            hand_on(
-                run.event,
-                handed,
-                run.name,
-                request_type,
-                run.services.lambda_,
-                run.budget.function_arn,
-                clock,
-            )
+            hand_on(run.event, handed, run.name, request_type, run.services.lambda_, run.budget.function_arn, clock)
             return replace(_outcome(experiment), decision=decision)  # a Delete whose hand-on failed answers now
         clock.sleep(delay)
         first_look = False
@@ -490,17 +484,67 @@ def _stop_and_wait(run: Run, experiment: Experiment) -> Outcome:  # noqa: PLR091
         experiment = polled
 
 
-def _stop_once(run: Run, request: StopRequest, *, first_look: bool) -> str | None:
-    """Send the stop where this event may, checked right before it; None once accepted, else SageMaker's conflict.
+def _own_stop(run: Run, experiment: Experiment) -> str | None:
+    """The decision of this event's own stop, where the experiment shows it sent it (an earlier delivery); else None.
+
+    Read from the experiment alone, never by judging a guard again: the declared stop's Reason, or the Reason of
+    its guard's fallback, which carries the verdict. Stopping counts where SageMaker already reports the Reason
+    (*unverified* that it does before the experiment has ended: where it does not, the end is waited for).
 
     Raises:
-        NoStop: the stack's state does not warrant the stop, or the deadline passed.
-        StopFailed: SageMaker refused it (other than with a ConflictException, which is returned).
+        StopFailed: an Update whose own stop ended only after its deadline, as its first delivery then answered.
+    """
+    declaration = run.declaration
+    guarded = declaration.guard is not None and declaration.promotes
+    reason = str(experiment.get("StatusReason") or "")
+    request, decision = declaration.stop_request(), "Promoted" if guarded else "NoGuard"
+    if guarded and reason.startswith(FALLBACK_REASON):
+        why = reason[len(FALLBACK_REASON) :]
+        request, decision = declaration.fallback_request(why), f"FellBack: {why}"
+    if experiment["Status"] == "Stopping":
+        return decision if request.get("Reason") == reason else None
+    if not ending.left_by(request, experiment, run.timing.sent):
+        return None
+    completed = experiment["CompletionTime"].timestamp()
+    if run.request_type == "Update" and not run.timing.at_once_only and completed > run.timing.deadline:
+        raise StopFailed(
+            f"Inference experiment {run.name} ended {completed - run.timing.deadline:.0f} s after this event's "
+            f"deadline (CompletionTimeoutSeconds {declaration.completion_timeout_seconds})"
+        )
+    return decision
+
+
+def _stop_once(run: Run, experiment: Experiment, *, first_look: bool) -> tuple[str | None, str]:
+    """Decide the stop and send it where this event may, checked right before; its conflict (None once accepted)
+    and its decision.
+
+    Raises:
+        NoStop: the stack's state does not warrant the stop, or the deadline passed (checked before a guard
+            reads its metrics, so that a stack rolling back never fails on a guard, and again right before the
+            stop where a guard's read took time); a Delete whose stop could not be sent for throttling or no
+            connection (SUCCESS with a warning: teardown must not stick).
+        StopFailed: a guard that fails an Update; SageMaker refused the stop (other than ConflictException).
     """
     clock = run.services.clock
-    permission.check_stack(run.request_type, run.stack.status(run.reads_until()), run.name)
-    permission.check_time(run.request_type, run.timing, clock.time(), run.name, first_look=first_look)
-    return _stop(request, run.services)
+
+    def gate() -> None:
+        permission.check_stack(run.request_type, run.stack.status(run.reads_until()), run.name)
+        permission.check_time(run.request_type, run.timing, clock.time(), run.name, first_look=first_look)
+
+    gate()
+    request, decided = _decide(run, experiment)
+    if run.declaration.guard is not None and run.declaration.promotes:
+        gate()
+    try:
+        return _stop(request, run.services), decided
+    except (ClientError, BotoCoreError) as error:
+        if run.request_type != "Delete" or not transient(error):
+            raise
+        raise NoStop(
+            f"StopInferenceExperiment on {run.name} could not be sent ({type(error).__name__}: "
+            f"{message(error) if isinstance(error, ClientError) else error}); it may not have been stopped",
+            answers_failed=False,
+        ) from error
 
 
 def _decide(run: Run, experiment: Experiment) -> tuple[StopRequest, str]:
@@ -510,7 +554,7 @@ def _decide(run: Run, experiment: Experiment) -> tuple[StopRequest, str]:
 def _sent_request(declaration: StopDeclaration, decision: str) -> StopRequest:
     """The stop this event sent, from its decision (a fallback is the only stop that differs from the declared)."""
     prefix = "FellBack: "
-    if decision.startswith(prefix):
+    if decision.startswith(prefix):  # the fallback's Reason is FALLBACK_REASON and the verdict
         return declaration.fallback_request(decision[len(prefix) :])
     return declaration.stop_request()
 
@@ -543,6 +587,8 @@ def _stop(request: StopRequest, services: Services) -> str | None:
     try:
         services.sagemaker.stop_inference_experiment(**request)
     except ClientError as error:
+        if transient(error):
+            raise  # the caller says what a stop that could not be sent means for its event
         if code(error) != "ConflictException":
             raise failure(error, "sagemaker:StopInferenceExperiment", request["Name"]) from error
         logger.info("StopInferenceExperiment conflicted (%s); describing again", message(error))

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 # answer still reaches CloudFormation.
 MARGIN_SECONDS = 60
 DEFAULT_SERVICE_TIMEOUT_SECONDS = 3600
+# With CompletionTimeoutSeconds 0, a stop is sent only "at once": in the first run, this soon after the event was sent.
+AT_ONCE_SECONDS = 60
 # The pre-signed ResponseURL is valid this long after signing (SigV2's Expires is the signing time plus this).
 URL_LIFETIME_SECONDS = 7200
 # A wait of at most 55 minutes in runs of at least 14 minutes needs 5 links; more is a record gone wrong.
@@ -87,8 +89,9 @@ class Timing:
 
     @property
     def stop_by(self) -> float:
-        """The last moment a stop may be sent (with a timeout of 0: while CloudFormation still waits)."""
-        return self.waited_on_until if self.at_once_only else self.deadline
+        """The last moment a stop may be sent. With a timeout of 0 the deadline is the sending itself: "at once"
+        then allows Lambda's delivery a minute (AT_ONCE_SECONDS), never past CloudFormation's wait."""
+        return min(self.sent + AT_ONCE_SECONDS, self.waited_on_until) if self.at_once_only else self.deadline
 
     def too_late(self, now: float) -> bool:
         """Whether an event arriving now arrives after its deadline or after CloudFormation stopped waiting."""

@@ -30,8 +30,10 @@ STOP_EVENTS = ("Update", "Delete")
 COUNT = re.compile(r"\d{1,9}")
 
 
-__all__ = ["Guard", "InvalidProperties", "StopDeclaration", "StopFailed", "parse", "quote"]
+__all__ = ["FALLBACK_REASON", "Guard", "InvalidProperties", "StopDeclaration", "StopFailed", "parse", "quote"]
 MAX_SERVICE_TIMEOUT_SECONDS = 3600  # CloudFormation's limit, and its default
+# The Reason a guard's fallback stop sends, before the verdict: SageMaker reports it back as StatusReason.
+FALLBACK_REASON = "Promotion guard failed, shadow removed: "
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class StopDeclaration:
         request: StopInferenceExperimentRequestTypeDef = {
             "Name": self.name,
             "ModelVariantActions": cast("dict[str, ModelVariantActionType]", actions),
-            "Reason": f"Promotion guard failed, shadow removed: {why}"[: rules.MAX_REASON],
+            "Reason": f"{FALLBACK_REASON}{why}"[: rules.MAX_REASON],
         }
         kept = [variant for variant in self.desired_model_variants if variant["VariantName"] not in promoted]
         if kept:
