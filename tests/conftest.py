@@ -22,6 +22,9 @@ VENV_BIN = Path(sys.executable).parent
 os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+# Tests never call AWS: a client that no test points at a local fake reaches a closed loopback port and fails at
+# once, rather than leaving the machine (the service-specific AWS_ENDPOINT_URL_<SERVICE> a test sets wins over it).
+os.environ.setdefault("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
 
 EVENTS = Path(__file__).parent / "events"
 __all__ = ["ARN", "NAME", "REGION", "experiment"]  # re-exported for the tests that import them from here

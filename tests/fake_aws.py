@@ -5,7 +5,8 @@ StopInferenceExperiment over a tiny state machine. CloudFormation (query protoco
 Lambda (REST-JSON): Invoke, recorded and answered 202 as an async invocation is. CloudWatch (JSON 1.0,
 `X-Amz-Target: GraniteServiceVersion20100801.<Operation>`, the protocol botocore picks among those the
 model offers): GetMetricData, answered with `metric_values`. Point a client at it with `endpoint_url`, or a
-process with AWS_ENDPOINT_URL_SAGEMAKER / _CLOUDFORMATION / _LAMBDA / _CLOUDWATCH. Loopback only; it stops
+process with AWS_ENDPOINT_URL_SAGEMAKER / _CLOUDFORMATION / _LAMBDA / _CLOUDWATCH / _EVENTBRIDGE
+(PutEvents, recorded). Loopback only; it stops
 with its context manager.
 """
 
@@ -97,6 +98,14 @@ def fake_aws(state: FakeAws | None = None) -> Iterator[FakeAws]:
                 self._reply(202, "", "application/json")
                 return
             target = self.headers.get("X-Amz-Target", "")
+            if target == "AWSEvents.PutEvents":
+                aws.requests.append(("PutEvents", json.loads(body or b"{}")))
+                self._reply(
+                    200,
+                    json.dumps({"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]}),
+                    "application/x-amz-json-1.1",
+                )
+                return
             if target.startswith(CLOUDWATCH_TARGET):
                 self._cloudwatch(target.removeprefix(CLOUDWATCH_TARGET), json.loads(body or b"{}"))
                 return

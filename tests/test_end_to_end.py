@@ -17,6 +17,7 @@ import tarfile
 import textwrap
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ResponseServer, load_event
@@ -24,18 +25,29 @@ from fake_aws import FakeAws, fake_aws
 
 ROOT = Path(__file__).parents[1]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
+# A ShadowTest whose end promotes the shadow, guarded, on two instances: its stopper is what the Update carries.
 USER_APP = """
 import aws_cdk as cdk
-from inference_experiment_stopper import InferenceExperimentStopper, ModelVariantAction, ModelVariantConfig
+from inference_experiment_stopper import PromotionGuard, ShadowTest, ShadowTestEnd, ShadowTestVariant
 
 app = cdk.App()
 stack = cdk.Stack(app, "UserStack")
-InferenceExperimentStopper(
+ShadowTest(
     stack,
-    "StopShadowTest",
-    experiment_name="shadow-test",
-    model_variant_actions={"shadow": ModelVariantAction.PROMOTE, "production": ModelVariantAction.REMOVE},
-    desired_model_variants=[ModelVariantConfig("model-b", "shadow", "ml.m5.xlarge", 2)],
+    "ShadowTest",
+    name="shadow-test",
+    endpoint="shadow-test-endpoint",
+    production=ShadowTestVariant(model="model-a", instance_type="ml.m5.xlarge"),
+    shadow=ShadowTestVariant(model="model-b", instance_type="ml.m5.xlarge"),
+    on_end=ShadowTestEnd.promote(
+        guard=PromotionGuard(
+            max_latency_ratio=1.1, latency_statistic="p99", max_error_rate=0.001, window=cdk.Duration.days(1)
+        ),
+        desired_state="Completed",
+        reason="shadow beat production on p99",
+        instance_count=2,
+    ),
+    completion_timeout=cdk.Duration.minutes(10),
 )
 app.synth()
 """
@@ -138,6 +150,22 @@ def test_a_user_app_synthesizes_with_the_installed_wheel(synthesized: Path) -> N
     assert (asset / "crhelper" / "resource_helper.py").is_file()
 
 
+def synthesized_stop(cdk_out: Path, service_token: str) -> dict[str, object]:
+    """The user app's stopper properties, as CloudFormation hands them to the function: every scalar a string."""
+    template = json.loads((cdk_out / "UserStack.template.json").read_text())
+    [stop] = [r for r in template["Resources"].values() if r["Type"] == "Custom::InferenceExperimentStop"]
+    properties: dict[str, object] = as_cloudformation_sends({**stop["Properties"], "ServiceToken": service_token})
+    return properties
+
+
+def as_cloudformation_sends(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: as_cloudformation_sends(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_cloudformation_sends(item) for item in value]
+    return value if isinstance(value, str) else str(value)
+
+
 def test_the_bundled_asset_runs_as_lambda_would(
     synthesized: Path, tmp_path: Path, response_server: ResponseServer
 ) -> None:
@@ -158,6 +186,7 @@ def test_the_bundled_asset_runs_as_lambda_would(
             "AWS_ENDPOINT_URL_CLOUDFORMATION": aws.url,
             "AWS_ENDPOINT_URL_LAMBDA": aws.url,
             "AWS_ENDPOINT_URL_CLOUDWATCH": aws.url,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": aws.url,
         }
 
         def cold_start(*runs: tuple[dict[str, object], int]) -> subprocess.CompletedProcess[str]:
@@ -169,15 +198,13 @@ def test_the_bundled_asset_runs_as_lambda_would(
         for request_type in ("Create", "Update", "Delete"):
             events[request_type] = load_event(request_type)
             events[request_type]["ResponseURL"] = response_server.url
-        # A guarded Update: the metrics are read (and pass) before the stop that promotes.
-        events["Update"]["ResourceProperties"]["PromotionGuard"] = {
-            "MaxLatencyRatio": "1.1",
-            "LatencyStatistic": "p99",
-            "MaxErrorRate": "0.001",
-            "MinInvocations": "1000",
-            "OnFailure": "Fail",
-            "WindowSeconds": "86400",
-        }
+        # The Update carries the ShadowTest's stopper as synthesized (a guarded promotion), as CloudFormation sends
+        # it; the old properties differ in the reason, so the declaration changed. The guard's metrics are read (and
+        # pass) before the stop that promotes.
+        declared = synthesized_stop(synthesized, service_token=events["Update"]["ServiceToken"])
+        assert "PromotionGuard" in declared
+        events["Update"]["ResourceProperties"] = declared
+        events["Update"]["OldResourceProperties"] = {**declared, "Reason": "shadow test running"}
         # The Update's first link has too little time left: it stops, then hands the wait on to the next run.
         result = cold_start((events["Create"], 660_000), (events["Update"], SHORT_RUN_MILLIS))
         [(function, invocation_type, link_two)] = aws.invocations
@@ -204,9 +231,11 @@ def test_the_bundled_asset_runs_as_lambda_would(
         "DescribeInferenceExperiment",  # Create
         "DescribeStacks",  # Update, link one
         "DescribeInferenceExperiment",
+        "DescribeStacks",  # before the guard: the stack warrants a stop
         "GetMetricData",  # the promotion guard: one call, both variants
         "DescribeStacks",  # right before the stop: the stack still warrants it
         "StopInferenceExperiment",
+        "PutEvents",  # the decision, announced once the stop was accepted
         "DescribeInferenceExperiment",  # Stopping (the fake answers once so, then Completed)
         "Invoke",  # too little time left: handed on
         "DescribeInferenceExperiment",  # Update, link two: Completed, endpoint InService

@@ -243,8 +243,9 @@ LATE_END = datetime.datetime.fromtimestamp(CLOCK_START - 650, datetime.UTC)  # 5
 BEFORE_SENT = datetime.datetime.fromtimestamp(CLOCK_START - 3600, datetime.UTC)
 
 
-def fallback_stop(why: str) -> Call:
-    params = {**FALLBACK_STOP, "Reason": f"Promotion guard failed, shadow removed: {why}"}
+def fallback_stop(why: str, *, inconclusive: bool = False) -> Call:
+    prefix = "Promotion guard inconclusive" if inconclusive else "Promotion guard failed"
+    params = {**FALLBACK_STOP, "Reason": f"{prefix}, shadow removed: {why}"}
     return Call("sagemaker", "stop_inference_experiment", params, {"InferenceExperimentArn": ARN})
 
 
@@ -706,35 +707,35 @@ CASES = [
                 {**GOOD_SHADOW, "Latency": [41_200.0]},
                 {"LatencyStatistic": "Average"},
                 "Average",
-                "shadow Average ModelLatency 41.2 ms > 1.10 x production 30.1 ms (over 15,000 shadow invocations)",
+                "Failed: shadow Average ModelLatency 41.2 ms > 1.10 x production 30.1 ms (over 15,000 shadow invocations)",
             ),
             (
                 "guard-error-rate-fails",
                 {**GOOD_SHADOW, "ModelErrors": [45.0]},
                 {},
                 "p99",
-                "shadow error rate 0.0030 > 0.001 (over 15,000 shadow invocations)",
+                "Failed: shadow error rate 0.0030 > 0.001 (over 15,000 shadow invocations)",
             ),
             (
                 "guard-error-rate-ratio-fails",
                 {**GOOD_SHADOW, "ModelErrors": [12.0]},
                 {"MaxErrorRate": "", "MaxLatencyRatio": "", "MaxErrorRateRatio": "2"},
                 "p99",
-                "shadow error rate 0.0008 > 2.00 x production 0.0003 (over 15,000 shadow invocations)",
+                "Failed: shadow error rate 0.0008 > 2.00 x production 0.0003 (over 15,000 shadow invocations)",
             ),
             (
                 "guard-too-few-invocations",
                 {**GOOD_SHADOW, "Invocations": [400.0, 99.0]},
                 {},
                 "p99",
-                "not enough evidence: the shadow had 499 invocations, fewer than 1,000",
+                "Inconclusive: not enough evidence: the shadow had 499 invocations, fewer than 1,000",
             ),
             (
                 "guard-no-datapoints",
                 {**GOOD_SHADOW, "Latency": []},
                 {},
                 "p99",
-                "not enough evidence: the shadow variant's p99 ModelLatency has no datapoints",
+                "Inconclusive: not enough evidence: the shadow variant's p99 ModelLatency has no datapoints",
             ),
         )
     ],
@@ -768,13 +769,13 @@ CASES = [
                 stacks("DELETE_IN_PROGRESS"),
                 read,
                 stacks("DELETE_IN_PROGRESS"),
-                fallback_stop(why),
+                fallback_stop(why, inconclusive=True),
                 describe("Completed"),
             ],
             data_status="Completed",
-            decision=f"FellBack: {why}",
+            decision=f"Inconclusive: {why}",
             edit=guarded(),
-            logged=f"Promotion guard for shadow-test failed: {why}; falling back (the shadow is removed)",
+            logged=f"Promotion guard for shadow-test was inconclusive: {why}; falling back (the shadow is removed)",
             id=case_id,
         )
         for case_id, read, why in (
@@ -1182,7 +1183,8 @@ CASES = [
             metrics_read(GOOD_SHADOW, PRODUCTION, status="PartialData"),
         ],
         status="FAILED",
-        reason="Promotion guard for shadow-test: not enough evidence: the shadow variant's InvocationModelErrors came "
+        reason="Promotion guard for shadow-test: Inconclusive: not enough evidence: the shadow variant's "
+        "InvocationModelErrors came "
         "back incomplete (PartialData); nothing stopped",
         edit=guarded(),
         id="guard-partial-metrics",
@@ -1196,11 +1198,11 @@ CASES = [
             stacks("DELETE_IN_PROGRESS"),
             Call("cloudwatch", "get_metric_data", {}, raises=EndpointConnectionError(endpoint_url=MONITORING)),
             stacks("DELETE_IN_PROGRESS"),
-            fallback_stop(UNREACHABLE_WHY),
+            fallback_stop(UNREACHABLE_WHY, inconclusive=True),
             describe("Completed"),
         ],
         data_status="Completed",
-        decision=f"FellBack: {UNREACHABLE_WHY}",
+        decision=f"Inconclusive: {UNREACHABLE_WHY}",
         edit=guarded(),
         id="delete-guard-cloudwatch-unreachable",
     ),

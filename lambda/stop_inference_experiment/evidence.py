@@ -1,82 +1,181 @@
-"""What the evidence says: a promotion guard reads both variants' metrics and decides the stop to send.
+"""What the evidence says: a promotion guard reads its alarms and both variants' metrics and decides the stop.
 
-The window ends when CloudFormation sent the event, not when the function runs, so that every delivery of
-one event (Lambda delivers at least once) reads the same window and reaches the same verdict.
+Three outcomes: pass (promote as declared), fail and inconclusive (too few invocations, a figure missing or
+incomplete, an alarm without data or not found, a test that cannot decide); each of the last two does what
+the guard says for it (OnFailure, OnInconclusive): fail the Update, or fall back. A Delete always falls back.
+The window ends when CloudFormation sent the event, so that every delivery of one event reads the same
+window. Every decision is announced (announce.py).
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import metrics
 import rules
 from aws import failure
 from botocore.exceptions import BotoCoreError, ClientError
+from metrics import Check, Verdict
 from outcomes import StopFailed
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch.client import CloudWatchClient
     from mypy_boto3_sagemaker.type_defs import DescribeInferenceExperimentResponseTypeDef as Experiment
     from mypy_boto3_sagemaker.type_defs import StopInferenceExperimentRequestTypeDef as StopRequest
-    from properties import StopDeclaration
+    from properties import Guard, StopDeclaration
 
 logger = logging.getLogger(__name__)
 
-# GetMetricData pages: a window of 15 days at one period per query is one page; a few more are tolerated.
+# GetMetricData pages: a window of 15 days at one-minute periods is 21,600 datapoints a query; a few pages suffice.
 MAX_PAGES = 20
+# Told a decision that fails the Update (decision, action, verdict): no stop follows it, so it is announced here;
+# a stop's decision is announced by the caller once the stop is accepted.
+Announcer = Callable[[str, str, Verdict | None], None]
 
 
-def decide(
+@dataclass(frozen=True)
+class Decided:
+    """The stop to send, its decision (Promoted, FellBack: <why>, Inconclusive: <why>, NoGuard) and the evidence."""
+
+    request: StopRequest
+    decision: str
+    verdict: Verdict | None
+    action: str
+
+
+def decide(  # noqa: PLR0917 (a decision's whole context)
     declaration: StopDeclaration,
     request_type: str,
     experiment: Experiment,
     cloudwatch: CloudWatchClient | None,
     sent: float,
-) -> tuple[StopRequest, str]:
-    """The stop this event sends, and its decision: the declared one, or, where a promotion guard fails, the fallback.
+    announce: Announcer | None = None,
+) -> Decided:
+    """The stop this event sends, and its decision: the declared one, or where a guard fails or is inconclusive,
+    the fallback.
 
     Args:
         declaration: the event's declaration.
         request_type: Update or Delete.
         experiment: the latest DescribeInferenceExperiment answer.
-        cloudwatch: the client to read metrics with (only a guard needs it).
+        cloudwatch: the client to read alarms and metrics with (only a guard needs it).
         sent: when CloudFormation sent the event: the end of the guard's window.
+        announce: told a decision that fails the Update.
 
     Raises:
-        StopFailed: an Update whose guard failed with on_failure Fail, or whose metrics could not be read.
+        StopFailed: an Update whose guard failed (or was inconclusive) with Fail, or whose evidence could not
+            be read.
     """
+    tell = announce or (lambda *_: None)
     guard = declaration.guard
     if guard is None or not declaration.promotes:
-        return declaration.stop_request(), "NoGuard"
+        return Decided(declaration.stop_request(), "NoGuard", None, "the declared stop was sent")
     try:
-        verdict = _judge(declaration, experiment, cloudwatch, sent)
+        verdict = judge(guard, declaration, experiment, cloudwatch, sent)
     except StopFailed as error:
         if request_type != "Delete":
+            tell(f"Failed: {error}", "nothing stopped; the Update failed", None)
             raise
-        verdict = metrics.Verdict(False, str(error))  # a Delete never fails on a guard: it falls back
-    name = declaration.name
-    if verdict.passed:
-        logger.info("Promotion guard for %s passed: %s; promoting as declared", name, verdict.reason)
-        return declaration.stop_request(), "Promoted"
-    if request_type == "Update" and guard.on_failure == "Fail":
-        logger.info("Promotion guard for %s failed: %s; nothing stopped", name, verdict.reason)
-        raise StopFailed(f"Promotion guard for {name}: {verdict.reason}; nothing stopped")
-    logger.warning("Promotion guard for %s failed: %s; falling back (the shadow is removed)", name, verdict.reason)
-    return declaration.fallback_request(verdict.reason), f"FellBack: {verdict.reason}"
+        verdict = metrics.inconclusive("evidence", str(error))  # a Delete never fails on a guard: it falls back
+    name, why = declaration.name, verdict.reason
+    if verdict.outcome == "pass":
+        logger.info("Promotion guard for %s passed: %s; promoting as declared", name, why)
+        return Decided(declaration.stop_request(), "Promoted", verdict, "the declared stop was sent")
+    inconclusive = verdict.outcome == "inconclusive"
+    decision = f"Inconclusive: {why}" if inconclusive else f"FellBack: {why}"
+    choice = guard.on_inconclusive if inconclusive else guard.on_failure
+    verb = "was inconclusive" if inconclusive else "failed"
+    if request_type == "Update" and choice == "Fail":
+        failed = decision if inconclusive else f"Failed: {why}"
+        logger.info("Promotion guard for %s %s: %s; nothing stopped", name, verb, why)
+        tell(failed, "nothing stopped; the Update failed", verdict)
+        raise StopFailed(f"Promotion guard for {name}: {failed}; nothing stopped")
+    logger.warning("Promotion guard for %s %s: %s; falling back (the shadow is removed)", name, verb, why)
+    return Decided(
+        declaration.fallback_request(why, inconclusive=inconclusive),
+        decision,
+        verdict,
+        "the fallback stop was sent: the shadow removed, production kept",
+    )
 
 
-def _judge(
-    declaration: StopDeclaration, experiment: Experiment, cloudwatch: CloudWatchClient | None, sent: float
-) -> metrics.Verdict:
+def judge(
+    guard: Guard,
+    declaration: StopDeclaration,
+    experiment: Experiment,
+    cloudwatch: CloudWatchClient | None,
+    sent: float,
+) -> Verdict:
+    """The guard's verdict: its alarms' states, then (where it has thresholds) both variants' metrics.
+
+    Raises:
+        StopFailed: where the alarms or metrics could not be read (after botocore's retries), for whatever reason.
+    """
+    if cloudwatch is None:
+        raise StopFailed("No CloudWatch client to read the promotion guard's evidence with")
+    verdict = Verdict(())
+    if guard.alarms:
+        verdict += alarm_verdict(guard.alarms, alarm_states(cloudwatch, guard.alarms))
+    if guard.thresholds:
+        verdict += _metric_verdict(guard, declaration, experiment, cloudwatch, sent)
+    return verdict
+
+
+def alarm_states(cloudwatch: CloudWatchClient, names: tuple[str, ...]) -> dict[str, str]:
+    """Each alarm's state (ALARM, OK, INSUFFICIENT_DATA), metric and composite alike; a name not found is absent.
+
+    Raises:
+        StopFailed: where the alarms could not be read.
+    """
+    states: dict[str, str] = {}
+    request: dict[str, Any] = {
+        "AlarmNames": list(names),
+        "AlarmTypes": ["CompositeAlarm", "MetricAlarm"],
+        "MaxRecords": rules.MAX_ALARMS,
+    }
+    try:
+        for _ in range(MAX_PAGES):
+            page = cloudwatch.describe_alarms(**request)
+            for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+                states[str(alarm.get("AlarmName"))] = str(alarm.get("StateValue"))
+            if not page.get("NextToken"):
+                break
+            request["NextToken"] = page["NextToken"]
+    except ClientError as error:
+        raise failure(error, "cloudwatch:DescribeAlarms", ", ".join(names)[:80]) from error
+    except BotoCoreError as error:
+        raise StopFailed(f"cloudwatch:DescribeAlarms could not be reached: {error}") from error
+    return states
+
+
+def alarm_verdict(names: tuple[str, ...], states: dict[str, str]) -> Verdict:
+    """ALARM fails; INSUFFICIENT_DATA is no evidence of failure, nor a pass: inconclusive, as a missing alarm is."""
+    checks = []
+    for name in names:
+        state = states.get(name)
+        if state == "ALARM":
+            checks.append(Check(f"alarm {name}", "fail", f"alarm {name} is in ALARM", {"state": state}))
+        elif state == "OK":
+            checks.append(Check(f"alarm {name}", "pass", f"alarm {name} is OK", {"state": state}))
+        elif state is None:
+            checks.append(Check(f"alarm {name}", "inconclusive", f"alarm {name} was not found", {"state": None}))
+        else:
+            checks.append(Check(f"alarm {name}", "inconclusive", f"alarm {name} is {state}", {"state": state}))
+    return Verdict(tuple(checks))
+
+
+def _metric_verdict(
+    guard: Guard, declaration: StopDeclaration, experiment: Experiment, cloudwatch: CloudWatchClient, sent: float
+) -> Verdict:
     """Read both variants' metrics over the window (every page of one GetMetricData query set), and judge them.
 
     Raises:
         StopFailed: where the metrics could not be read (after botocore's retries), for whatever reason.
     """
-    guard = declaration.guard
-    assert guard is not None  # noqa: S101 (only called with a guard)
     endpoint = experiment["EndpointMetadata"]["EndpointName"]
     [shadow] = [variant for variant, action in declaration.model_variant_actions.items() if action == "Promote"]
     production = experiment.get("ShadowModeConfig", {}).get("SourceModelVariantName")
@@ -90,15 +189,17 @@ def _judge(
     elif start is not None:
         span = min(max(end - start.timestamp(), 60.0), float(rules.MAX_WINDOW_SECONDS))
     else:
-        return metrics.Verdict(
-            False, "not enough evidence: the experiment's start is not known; give the guard a window"
+        return metrics.inconclusive(
+            "window", "not enough evidence: the experiment's start is not known; give the guard a window"
         )
     period = metrics.period_for(span)
-    if cloudwatch is None:
-        raise StopFailed("No CloudWatch client to read the promotion guard's metrics with")
     request: dict[str, Any] = {
         "MetricDataQueries": metrics.queries(
-            endpoint, {"shadow": shadow, "production": production}, guard.latency_statistic, period
+            endpoint,
+            {"shadow": shadow, "production": production},
+            guard.latency_statistic,
+            period,
+            guard.period_seconds if guard.confidence is not None else None,
         ),
         "StartTime": datetime.datetime.fromtimestamp(end - period, datetime.UTC),
         "EndTime": datetime.datetime.fromtimestamp(end, datetime.UTC),

@@ -16,6 +16,7 @@ from responder import CfnResponder
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch.client import CloudWatchClient
+    from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_lambda.client import LambdaClient
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 8}, connect_
 # call: botocore would also retry a read timeout of an Invoke that Lambda accepted, starting two next links;
 # waiting.hand_on tries again only where the Invoke was surely not accepted.
 HAND_ON = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2, read_timeout=4)
+
+# Announcing a decision on EventBridge is one attempt, soon given up: it never delays or changes the answer.
+ANNOUNCE = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
 
 helper = CfnResponder(log_level="INFO", sleep_on_delete=2)
 
@@ -52,6 +56,7 @@ def services() -> lifecycle.Services:
         clock=SystemClock(),
         lambda_=cast("LambdaClient", LazyClient("lambda", HAND_ON)),
         cloudwatch=cast("CloudWatchClient", LazyClient("cloudwatch", RETRIES)),
+        events=cast("EventBridgeClient", LazyClient("events", ANNOUNCE)),
     )
 
 

@@ -16,7 +16,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +24,19 @@ import ending
 import evidence
 import permission
 import rules
+from announce import Context, announce
 from aws import Clock, Unreadable, code, failure, message, not_found, read, transient
 from botocore.exceptions import BotoCoreError, ClientError
+from metrics import Verdict
 from outcomes import HandedOn, InvalidProperties, NoStop, Outcome, StopFailed
 from permission import MAX_LINKS, Stack, Timing
-from properties import FALLBACK_REASON, StopDeclaration, parse, quote
+from properties import FALLBACK_REASON, INCONCLUSIVE_REASON, StopDeclaration, parse, quote
 from waiting import CONTINUATION, HAND_ON_SECONDS, Continuation, Poller, hand_on
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
     from mypy_boto3_cloudwatch.client import CloudWatchClient
+    from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_lambda.client import LambdaClient
     from mypy_boto3_sagemaker.client import SageMakerClient
     from mypy_boto3_sagemaker.type_defs import DescribeInferenceExperimentResponseTypeDef as Experiment
@@ -61,6 +64,7 @@ class Services:
     lambda_: LambdaClient | None = None
     cloudwatch: CloudWatchClient | None = None
     jitter: Callable[[], float] = field(default=random.random)
+    events: EventBridgeClient | None = None
 
     def parse(self, properties: object) -> StopDeclaration:
         """Properties parsed against the instance types of the SageMaker model this function's boto3 ships."""
@@ -193,6 +197,18 @@ class Run:
     @property
     def name(self) -> str:
         return self.declaration.name
+
+    @property
+    def context(self) -> Context:
+        """Where this event's decisions are made, for their announcement."""
+        event = self.event
+        return Context(
+            self.name,
+            str(event.get("StackId")),
+            str(event.get("LogicalResourceId")),
+            str(event.get("RequestId")),
+            self.request_type,
+        )
 
     def reads_until(self) -> float:
         """How long a throttled read may be tried again: the deadline, or the end of this run."""
@@ -498,9 +514,10 @@ def _own_stop(run: Run, experiment: Experiment) -> str | None:
     guarded = declaration.guard is not None and declaration.promotes
     reason = str(experiment.get("StatusReason") or "")
     request, decision = declaration.stop_request(), "Promoted" if guarded else "NoGuard"
-    if guarded and reason.startswith(FALLBACK_REASON):
-        why = reason[len(FALLBACK_REASON) :]
-        request, decision = declaration.fallback_request(why), f"FellBack: {why}"
+    for prefix, named in ((FALLBACK_REASON, "FellBack"), (INCONCLUSIVE_REASON, "Inconclusive")):
+        if guarded and reason.startswith(prefix):
+            why = reason[len(prefix) :]
+            request, decision = _sent_request(declaration, f"{named}: {why}"), f"{named}: {why}"
     if experiment["Status"] == "Stopping":
         return decision if request.get("Reason") == reason else None
     if not ending.left_by(request, experiment, run.timing.sent):
@@ -532,11 +549,11 @@ def _stop_once(run: Run, experiment: Experiment, *, first_look: bool) -> tuple[s
         permission.check_time(run.request_type, run.timing, clock.time(), run.name, first_look=first_look)
 
     gate()
-    request, decided = _decide(run, experiment)
+    decided = _decide(run, experiment)
     if run.declaration.guard is not None and run.declaration.promotes:
         gate()
     try:
-        return _stop(request, run.services), decided
+        conflict = _stop(decided.request, run.services)
     except (ClientError, BotoCoreError) as error:
         if run.request_type != "Delete" or not transient(error):
             raise
@@ -545,17 +562,46 @@ def _stop_once(run: Run, experiment: Experiment, *, first_look: bool) -> tuple[s
             f"{message(error) if isinstance(error, ClientError) else error}); it may not have been stopped",
             answers_failed=False,
         ) from error
+    if conflict is None:
+        _announce(run, decided.decision, decided.action, decided.verdict, decided.request)
+    return conflict, decided.decision
 
 
-def _decide(run: Run, experiment: Experiment) -> tuple[StopRequest, str]:
-    return evidence.decide(run.declaration, run.request_type, experiment, run.services.cloudwatch, run.timing.sent)
+def _decide(run: Run, experiment: Experiment) -> evidence.Decided:
+    def tell(decision: str, action: str, verdict: Verdict | None) -> None:
+        _announce(run, decision, action, verdict, None)
+
+    return evidence.decide(
+        run.declaration, run.request_type, experiment, run.services.cloudwatch, run.timing.sent, tell
+    )
+
+
+def _announce(run: Run, decision: str, action: str, verdict: Verdict | None, sent: StopRequest | None) -> None:
+    announce(
+        run.services.events,
+        run.context,
+        decision,
+        action,
+        declared=run.declaration.model_variant_actions,
+        sent=sent["ModelVariantActions"] if sent is not None else None,
+        verdict=verdict,
+        thresholds=_thresholds(run.declaration),
+    )
+
+
+def _thresholds(declaration: StopDeclaration) -> dict[str, Any]:
+    guard = declaration.guard
+    if guard is None:
+        return {}
+    return {key: value for key, value in asdict(guard).items() if value not in (None, ())}
 
 
 def _sent_request(declaration: StopDeclaration, decision: str) -> StopRequest:
-    """The stop this event sent, from its decision (a fallback is the only stop that differs from the declared)."""
-    prefix = "FellBack: "
-    if decision.startswith(prefix):  # the fallback's Reason is FALLBACK_REASON and the verdict
-        return declaration.fallback_request(decision[len(prefix) :])
+    """The stop this event sent, from its decision (a fallback is the only stop that differs from the declared;
+    its Reason holds the verdict that its decision names)."""
+    for prefix, inconclusive in (("FellBack: ", False), ("Inconclusive: ", True)):
+        if decision.startswith(prefix):
+            return declaration.fallback_request(decision[len(prefix) :], inconclusive=inconclusive)
     return declaration.stop_request()
 
 

@@ -1,7 +1,8 @@
 """A promotion guard's evidence and verdict: the variants' CloudWatch metrics over the window, judged.
 
-Pure functions: the GetMetricData queries for one call, the figures read from its results, and the verdict.
-ModelLatency is in microseconds; reasons show milliseconds.
+Pure functions: the GetMetricData queries for one call, the figures read from its results, and the verdict,
+one of three outcomes: pass, fail, or inconclusive (too few invocations, a figure missing or incomplete, a
+test that cannot decide). ModelLatency is in microseconds; reasons show milliseconds.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+import rules
+import significance
 
 if TYPE_CHECKING:
     from properties import Guard
@@ -27,27 +31,33 @@ def period_for(seconds: float) -> int:
     return max(step, math.ceil(seconds / step) * step)
 
 
-def queries(endpoint: str, variants: Mapping[str, str], statistic: str, period: int) -> list[dict[str, Any]]:
-    """The GetMetricData queries: ModelLatency's statistic and the three counts' Sum, for shadow and production."""
+def queries(
+    endpoint: str, variants: Mapping[str, str], statistic: str, period: int, series_period: int | None = None
+) -> list[dict[str, Any]]:
+    """The GetMetricData queries: ModelLatency's statistic and the counts' Sum over the window for shadow and
+    production, and with a significance test the latency statistic per `series_period` as well."""
 
-    def query(role: str, name: str, metric: str, stat: str) -> dict[str, Any]:
+    def query(role: str, name: str, metric: str, stat: str, seconds: int = period) -> dict[str, Any]:
         dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variants[role]}]
         return {
             "Id": f"{role}{name}",
             "MetricStat": {
                 "Metric": {"Namespace": NAMESPACE, "MetricName": metric, "Dimensions": dimensions},
-                "Period": period,
+                "Period": seconds,
                 "Stat": stat,
             },
             "ReturnData": True,
         }
 
-    return [
+    found = [
         query(role, name, metric, stat)
         for role in ROLES
         for name, metric, stat in [("Latency", "ModelLatency", statistic)]
         + [(name, metric, "Sum") for name, metric in COUNTS.items()]
     ]
+    if series_period is not None:
+        found += [query(role, "LatencySeries", "ModelLatency", statistic, series_period) for role in ROLES]
+    return found
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class Figures:
     errors: float | None
     latency_microseconds: float | None
     missing: Mapping[str, str] = field(default_factory=dict)  # figure -> why it is no evidence
+    latency_series: tuple[float, ...] | None = None  # the statistic per period, for the significance test
 
     @property
     def error_rate(self) -> float | None:
@@ -108,70 +119,181 @@ def figures(results: Sequence[Mapping[str, Any]], role: str) -> Figures:
 
     invocations, errors, latencies = values("Invocations"), values("ModelErrors"), values("Latency")
     latency = None if latencies is None else (max(latencies) if role == "shadow" else min(latencies))
+    series = values("LatencySeries") if f"{role}LatencySeries" in by_id else None
     return Figures(
-        None if invocations is None else sum(invocations), None if errors is None else sum(errors), latency, missing
+        None if invocations is None else sum(invocations),
+        None if errors is None else sum(errors),
+        latency,
+        missing,
+        None if series is None else tuple(series),
     )
+
+
+Outcome = Literal["pass", "fail", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing a guard looked at: what it found and what that means."""
+
+    name: str  # e.g. "latency", "error rate", "alarm my-alarm"
+    outcome: Outcome
+    text: str
+    figures: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    passed: bool
-    reason: str
+    """A guard's verdict: fail if any check fails, else inconclusive if any is, else pass."""
+
+    checks: tuple[Check, ...]
+    evidence: str = ""  # how much the metric checks rest on, e.g. "over 15,000 shadow invocations"
+
+    @property
+    def outcome(self) -> Outcome:
+        outcomes = {check.outcome for check in self.checks}
+        return "fail" if "fail" in outcomes else "inconclusive" if "inconclusive" in outcomes else "pass"
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "pass"
+
+    @property
+    def reason(self) -> str:
+        """The checks that decided, in a line: the failed ones, else the inconclusive ones, else all."""
+        deciding = [check.text for check in self.checks if check.outcome == self.outcome]
+        suffix = f" ({self.evidence})" if self.evidence and self.outcome != "inconclusive" else ""
+        return "; ".join(deciding) + suffix
+
+    def __add__(self, other: Verdict) -> Verdict:
+        return Verdict(self.checks + other.checks, self.evidence or other.evidence)
 
 
-def judge(guard: Guard, shadow: Figures, production: Figures) -> Verdict:  # noqa: PLR0911 (one per outcome)
-    """Whether the shadow beats production by the guard's thresholds; the reason gives the figures.
+def inconclusive(name: str, why: str) -> Verdict:
+    return Verdict((Check(name, "inconclusive", why),))
 
-    A figure a threshold needs that is missing or incomplete is never a pass: it is not enough evidence.
+
+def judge(guard: Guard, shadow: Figures, production: Figures) -> Verdict:
+    """Whether the shadow beats production by the guard's thresholds; each check gives its figures.
+
+    A figure a threshold needs that is missing or incomplete is never a pass: it is inconclusive.
     """
     if shadow.invocations is None:
-        return Verdict(False, shadow.why_missing("shadow", "Invocations", "Invocations"))
+        return inconclusive("invocations", shadow.why_missing("shadow", "Invocations", "Invocations"))
     if shadow.invocations < guard.min_invocations:
-        return Verdict(
-            False,
+        return inconclusive(
+            "invocations",
             f"not enough evidence: the shadow had {shadow.invocations:,.0f} invocations, fewer than "
             f"{guard.min_invocations:,}",
         )
-    checks: list[tuple[bool, str]] = []
+    evidence = f"over {shadow.invocations:,.0f} shadow invocations"
+    checks: list[Check] = []
     if guard.max_latency_ratio is not None:
-        stat = guard.latency_statistic
-        for role, found in (("shadow", shadow), ("production", production)):
-            if found.latency_microseconds is None:
-                return Verdict(False, found.why_missing(role, "Latency", f"{stat} ModelLatency"))
-        shadow_ms, production_ms = shadow.latency_microseconds / 1000, production.latency_microseconds / 1000  # type: ignore[operator]
-        passed = shadow_ms <= guard.max_latency_ratio * production_ms
+        checks.append(_latency(guard, shadow, production))
+    if guard.max_error_rate is not None or guard.max_error_rate_ratio is not None:
+        checks.extend(_error_rates(guard, shadow, production))
+    return Verdict(tuple(checks), evidence)
+
+
+def _latency(guard: Guard, shadow: Figures, production: Figures) -> Check:
+    stat, ratio = guard.latency_statistic, guard.max_latency_ratio
+    assert ratio is not None  # noqa: S101 (only called with a latency threshold)
+    if guard.confidence is not None:
+        return _latency_test(guard, shadow, production)
+    for role, found in (("shadow", shadow), ("production", production)):
+        if found.latency_microseconds is None:
+            return Check("latency", "inconclusive", found.why_missing(role, "Latency", f"{stat} ModelLatency"))
+    shadow_ms, production_ms = shadow.latency_microseconds / 1000, production.latency_microseconds / 1000  # type: ignore[operator]
+    passed = shadow_ms <= ratio * production_ms
+    return Check(
+        "latency",
+        "pass" if passed else "fail",
+        f"shadow {stat} ModelLatency {shadow_ms:.1f} ms {'<=' if passed else '>'} {ratio:.2f} x production "
+        f"{production_ms:.1f} ms",
+        {"shadow_ms": shadow_ms, "production_ms": production_ms, "max_latency_ratio": ratio},
+    )
+
+
+def _latency_test(guard: Guard, shadow: Figures, production: Figures) -> Check:
+    """A one-sided Mann-Whitney U test: is the shadow's per-period latency higher than ratio x production's?"""
+    stat, ratio, confidence = guard.latency_statistic, guard.max_latency_ratio, guard.confidence
+    assert ratio is not None  # noqa: S101 (only called with a test)
+    assert confidence is not None  # noqa: S101
+    minutes = (guard.period_seconds or rules.DEFAULT_PERIOD_SECONDS) // 60
+    per = f"{stat} ModelLatency per {minutes}-minute period"
+    for role, found in (("shadow", shadow), ("production", production)):
+        if found.latency_series is None:
+            return Check("latency", "inconclusive", found.why_missing(role, "LatencySeries", per))
+    x, y = list(shadow.latency_series or ()), [ratio * value for value in production.latency_series or ()]
+    if min(len(x), len(y)) < rules.MIN_PERIODS:
+        return Check(
+            "latency",
+            "inconclusive",
+            f"not enough evidence: {len(x)} shadow and {len(y)} production periods with {per} data, fewer than "
+            f"{rules.MIN_PERIODS} on a side",
+        )
+    test = significance.greater(x, y)
+    figures = {"u": test.u, "p_value": test.p_value, "method": test.method, "periods": [len(x), len(y)]}
+    if math.isnan(test.p_value):
+        return Check("latency", "inconclusive", f"not enough evidence: every {per} value is tied", figures)
+    alpha = 1 - confidence
+    higher = test.p_value < alpha
+    return Check(
+        "latency",
+        "fail" if higher else "pass",
+        f"shadow {per} {'is' if higher else 'is not'} significantly higher than {ratio:.2f} x production's "
+        f"(Mann-Whitney U p = {test.p_value:.4g} {'<' if higher else '>='} {alpha:.2g}, {len(x)} and {len(y)} periods)",
+        figures,
+    )
+
+
+def _error_rates(guard: Guard, shadow: Figures, production: Figures) -> list[Check]:
+    rate = shadow.error_rate
+    if rate is None:
+        return [
+            Check("error rate", "inconclusive", shadow.why_missing("shadow", "ModelErrors", "InvocationModelErrors"))
+        ]
+    checks = []
+    if guard.max_error_rate is not None:
+        passed = rate <= guard.max_error_rate
         checks.append(
-            (
-                passed,
-                f"shadow {stat} ModelLatency {shadow_ms:.1f} ms {'<=' if passed else '>'} "
-                f"{guard.max_latency_ratio:.2f} x production {production_ms:.1f} ms",
+            Check(
+                "error rate",
+                "pass" if passed else "fail",
+                f"shadow error rate {rate:.4f} {'<=' if passed else '>'} {guard.max_error_rate:g}",
+                {"shadow_error_rate": rate, "max_error_rate": guard.max_error_rate},
             )
         )
-    if guard.max_error_rate is not None or guard.max_error_rate_ratio is not None:
-        rate = shadow.error_rate
-        if rate is None:
-            return Verdict(False, shadow.why_missing("shadow", "ModelErrors", "InvocationModelErrors"))
-        if guard.max_error_rate is not None:
-            passed = rate <= guard.max_error_rate
-            checks.append((passed, f"shadow error rate {rate:.4f} {'<=' if passed else '>'} {guard.max_error_rate:g}"))
-        if guard.max_error_rate_ratio is not None:
-            base = production.error_rate
-            if base is None:
-                figure = "Invocations" if production.invocations is None else "ModelErrors"
-                metric = "Invocations" if figure == "Invocations" else "InvocationModelErrors"
-                if production.invocations == 0:
-                    return Verdict(False, "not enough evidence: the production variant had no invocations")
-                return Verdict(False, production.why_missing("production", figure, metric))
-            passed = rate <= guard.max_error_rate_ratio * base
-            checks.append(
-                (
-                    passed,
-                    f"shadow error rate {rate:.4f} {'<=' if passed else '>'} {guard.max_error_rate_ratio:.2f} x "
-                    f"production {base:.4f}",
-                )
+    if guard.max_error_rate_ratio is not None:
+        base = production.error_rate
+        if base is None:
+            if production.invocations == 0:
+                return [
+                    *checks,
+                    Check(
+                        "error rate ratio",
+                        "inconclusive",
+                        "not enough evidence: the production variant had no invocations",
+                    ),
+                ]
+            figure = "Invocations" if production.invocations is None else "ModelErrors"
+            metric = "Invocations" if figure == "Invocations" else "InvocationModelErrors"
+            return [
+                *checks,
+                Check("error rate ratio", "inconclusive", production.why_missing("production", figure, metric)),
+            ]
+        passed = rate <= guard.max_error_rate_ratio * base
+        checks.append(
+            Check(
+                "error rate ratio",
+                "pass" if passed else "fail",
+                f"shadow error rate {rate:.4f} {'<=' if passed else '>'} {guard.max_error_rate_ratio:.2f} x "
+                f"production {base:.4f}",
+                {
+                    "shadow_error_rate": rate,
+                    "production_error_rate": base,
+                    "max_error_rate_ratio": guard.max_error_rate_ratio,
+                },
             )
-    failed = [text for passed, text in checks if not passed]
-    evidence = f"over {shadow.invocations:,.0f} shadow invocations"
-    if failed:
-        return Verdict(False, f"{'; '.join(failed)} ({evidence})")
-    return Verdict(True, f"{'; '.join(text for _, text in checks)} ({evidence})")
+        )
+    return checks

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Decision is a GetAtt, and the whole answer must stay under CloudFormation's 4 KB: the full figures are in the
+# decision's log line and event.
+MAX_DECISION = 256
+
 
 class StopFailed(Exception):
     """The event must be answered FAILED; the message is the reason CloudFormation shows."""
@@ -57,5 +61,7 @@ class Outcome:
             "InferenceExperimentArn": self.arn,
             "Status": self.status,
             "EndpointStatus": self.endpoint_status,
-            "Decision": self.decision,
+            "Decision": self.decision
+            if len(self.decision) <= MAX_DECISION
+            else self.decision[: MAX_DECISION - 3] + "...",
         }

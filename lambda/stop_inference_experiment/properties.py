@@ -30,10 +30,20 @@ STOP_EVENTS = ("Update", "Delete")
 COUNT = re.compile(r"\d{1,9}")
 
 
-__all__ = ["FALLBACK_REASON", "Guard", "InvalidProperties", "StopDeclaration", "StopFailed", "parse", "quote"]
+__all__ = [
+    "FALLBACK_REASON",
+    "INCONCLUSIVE_REASON",
+    "Guard",
+    "InvalidProperties",
+    "StopDeclaration",
+    "StopFailed",
+    "parse",
+    "quote",
+]
 MAX_SERVICE_TIMEOUT_SECONDS = 3600  # CloudFormation's limit, and its default
-# The Reason a guard's fallback stop sends, before the verdict: SageMaker reports it back as StatusReason.
+# The Reasons a guard's fallback stop sends, before the verdict: SageMaker reports them back as StatusReason.
 FALLBACK_REASON = "Promotion guard failed, shadow removed: "
+INCONCLUSIVE_REASON = "Promotion guard inconclusive, shadow removed: "
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,17 @@ class Guard:
     max_error_rate: float | None = None
     max_error_rate_ratio: float | None = None
     window_seconds: int | None = None
+    alarms: tuple[str, ...] = ()
+    bake_seconds: int | None = None
+    roll_back_to: str | None = None
+    on_inconclusive: str = ""  # "" until parsed: then on_failure where not given
+    confidence: float | None = None
+    period_seconds: int | None = None
+
+    @property
+    def thresholds(self) -> bool:
+        """Whether the guard compares metrics (a guard of alarms alone reads none)."""
+        return any(t is not None for t in (self.max_latency_ratio, self.max_error_rate, self.max_error_rate_ratio))
 
 
 @dataclass(frozen=True)
@@ -89,14 +110,14 @@ class StopDeclaration:
             request["Reason"] = self.reason
         return request
 
-    def fallback_request(self, why: str) -> StopInferenceExperimentRequestTypeDef:
-        """The stop for a failed promotion guard: the shadow Removed, every other variant Retained."""
+    def fallback_request(self, why: str, *, inconclusive: bool = False) -> StopInferenceExperimentRequestTypeDef:
+        """The stop for a failed (or inconclusive) promotion guard: the shadow Removed, every other variant Retained."""
         promoted = [variant for variant, action in self.model_variant_actions.items() if action == "Promote"]
         actions = {variant: "Remove" if variant in promoted else "Retain" for variant in self.model_variant_actions}
         request: StopInferenceExperimentRequestTypeDef = {
             "Name": self.name,
             "ModelVariantActions": cast("dict[str, ModelVariantActionType]", actions),
-            "Reason": f"{FALLBACK_REASON}{why}"[: rules.MAX_REASON],
+            "Reason": f"{INCONCLUSIVE_REASON if inconclusive else FALLBACK_REASON}{why}"[: rules.MAX_REASON],
         }
         kept = [variant for variant in self.desired_model_variants if variant["VariantName"] not in promoted]
         if kept:
@@ -141,7 +162,10 @@ def parse(properties: object, instance_types: frozenset[str]) -> StopDeclaration
         reason=reason,
         stop_on=_stop_on(_required(properties, "StopOn")),
         completion_timeout_seconds=_completion_timeout(_required(properties, "CompletionTimeoutSeconds")),
-        guard=_guard(properties.get("PromotionGuard"), actions),
+        guard=_fits(
+            _guard(properties.get("PromotionGuard"), actions),
+            _completion_timeout(_required(properties, "CompletionTimeoutSeconds")),
+        ),
         service_timeout_seconds=_service_timeout(properties.get("ServiceTimeout")),
     )
 
@@ -266,8 +290,13 @@ def _guard(value: object, actions: Mapping[str, str]) -> Guard | None:
             thresholds[key] = _checked(
                 _number(value[key], f"PromotionGuard.{key}"), f"PromotionGuard.{key}", problem_of
             )
-    if all(threshold is None for threshold in thresholds.values()):
-        raise InvalidProperties("PromotionGuard needs at least one of MaxLatencyRatio, MaxErrorRate, MaxErrorRateRatio")
+    alarms = value.get("Alarms")
+    if alarms is not None:
+        _checked(alarms, "PromotionGuard.Alarms", rules.alarm_names_problem, shown=quote(alarms, 40))
+    if all(threshold is None for threshold in thresholds.values()) and not alarms:
+        raise InvalidProperties(
+            "PromotionGuard needs Alarms or at least one of MaxLatencyRatio, MaxErrorRate, MaxErrorRateRatio"
+        )
     statistic = _checked(
         value.get("LatencyStatistic", rules.DEFAULT_LATENCY_STATISTIC),
         "PromotionGuard.LatencyStatistic",
@@ -280,6 +309,11 @@ def _guard(value: object, actions: Mapping[str, str]) -> Guard | None:
         window = _count(window, "PromotionGuard.WindowSeconds")
         _checked(window, "PromotionGuard.WindowSeconds", rules.window_problem)
     on_failure = _checked(value.get("OnFailure", "Fail"), "PromotionGuard.OnFailure", rules.guard_failure_problem)
+    on_inconclusive = _checked(
+        value.get("OnInconclusive", on_failure), "PromotionGuard.OnInconclusive", rules.guard_failure_problem
+    )
+    confidence, period = _significance(value, thresholds["MaxLatencyRatio"])
+    bake, roll_back_to = _bake(value, alarms)
     return Guard(
         latency_statistic=statistic,
         min_invocations=invocations,
@@ -288,7 +322,57 @@ def _guard(value: object, actions: Mapping[str, str]) -> Guard | None:
         max_error_rate=thresholds["MaxErrorRate"],
         max_error_rate_ratio=thresholds["MaxErrorRateRatio"],
         window_seconds=window,
+        alarms=tuple(alarms or ()),
+        bake_seconds=bake,
+        roll_back_to=roll_back_to,
+        on_inconclusive=on_inconclusive,
+        confidence=confidence,
+        period_seconds=period,
     )
+
+
+def _significance(value: Mapping[str, Any], max_latency_ratio: float | None) -> tuple[float | None, int | None]:
+    """The significance test's confidence and period (None, None: the aggregate comparison)."""
+    confidence = value.get("Confidence")
+    period = value.get("PeriodSeconds")
+    if confidence is None:
+        if period is not None:
+            raise InvalidProperties("PromotionGuard.PeriodSeconds needs Confidence")
+        return None, None
+    confidence = _checked(
+        _number(confidence, "PromotionGuard.Confidence"), "PromotionGuard.Confidence", rules.confidence_problem
+    )
+    if max_latency_ratio is None:
+        raise InvalidProperties("PromotionGuard.Confidence needs MaxLatencyRatio: it tests the latency comparison")
+    if period is None:
+        return confidence, rules.DEFAULT_PERIOD_SECONDS
+    return confidence, _checked(
+        _count(period, "PromotionGuard.PeriodSeconds"), "PromotionGuard.PeriodSeconds", rules.period_problem
+    )
+
+
+def _bake(value: Mapping[str, Any], alarms: object) -> tuple[int | None, str | None]:
+    """The bake after a promotion and the endpoint configuration a failed bake rolls back to."""
+    bake = value.get("BakeSeconds")
+    if bake is not None:
+        bake = _count(bake, "PromotionGuard.BakeSeconds")
+        if not alarms:
+            raise InvalidProperties("PromotionGuard.BakeSeconds needs Alarms to watch")
+    roll_back_to = value.get("RollBackTo")
+    if roll_back_to is not None:
+        _checked(roll_back_to, "PromotionGuard.RollBackTo", rules.endpoint_config_name_problem)
+        if bake is None:
+            raise InvalidProperties("PromotionGuard.RollBackTo needs BakeSeconds: a rollback follows a failed bake")
+    return bake, roll_back_to
+
+
+def _fits(guard: Guard | None, completion_timeout: int) -> Guard | None:
+    """A guard whose bake fits its stop's completion timeout, as synth checks it."""
+    if guard is not None and guard.bake_seconds is not None:
+        problem = rules.bake_problem(guard.bake_seconds, completion_timeout)
+        if problem:
+            raise InvalidProperties(f"PromotionGuard.BakeSeconds {problem}")
+    return guard
 
 
 def _stop_on(value: object) -> frozenset[str]:

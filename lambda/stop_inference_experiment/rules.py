@@ -143,3 +143,50 @@ def window_problem(seconds: float) -> str | None:
 
 def guard_failure_problem(value: object) -> str | None:
     return None if value in GUARD_FAILURES else "must be Fail or FallBack"
+
+
+# A guard's alarms, bake, rollback and significance test.
+MAX_ALARMS = 100  # DescribeAlarms takes at most 100 names
+MAX_ALARM_NAME = 255
+ENDPOINT_CONFIG_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+MIN_BAKE_SECONDS = 60
+MIN_PERIODS = 10  # fewer periods with data on either side: the significance test is inconclusive
+DEFAULT_PERIOD_SECONDS = 300
+
+
+def alarm_names_problem(value: object) -> str | None:
+    """What is wrong with a list of CloudWatch alarm names."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_ALARMS:
+        return f"must list 1 to {MAX_ALARMS} alarm names"
+    for name in value:
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_ALARM_NAME or not name.isprintable():
+            return f"must hold alarm names of 1-{MAX_ALARM_NAME} printable characters, not {name!r}"[:120]
+    return None
+
+
+def endpoint_config_name_problem(value: object) -> str | None:
+    """What is wrong with an endpoint configuration name (EndpointConfigName)."""
+    return _name_problem(value, ENDPOINT_CONFIG_NAME, 63)
+
+
+def confidence_problem(value: object) -> str | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0.5 <= value < 1
+    return None if ok else "must be a number from 0.5 to below 1, such as 0.95"
+
+
+def period_problem(seconds: float) -> str | None:
+    if seconds >= 60 and seconds % 60 == 0:
+        return None
+    return "must be whole minutes, at least one"
+
+
+def bake_problem(bake_seconds: float, completion_timeout_seconds: float) -> str | None:
+    """What is wrong with a bake, given the completion timeout it must fit in with a promotion and a rollback."""
+    if bake_seconds < MIN_BAKE_SECONDS or bake_seconds != int(bake_seconds):
+        return "must be whole seconds, at least a minute"
+    if bake_seconds > completion_timeout_seconds / 2:
+        return (
+            f"({bake_seconds:g} s) must be at most half of the completion timeout ({completion_timeout_seconds:g} s), "
+            "so that the promotion, the bake and a rollback fit in it"
+        )
+    return None

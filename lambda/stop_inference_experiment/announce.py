@@ -1,0 +1,91 @@
+"""Every decision, announced: one JSON log line with every figure (for Logs Insights), and an EventBridge event
+on the account's default bus that users route to SNS, chat or a ticket with a rule.
+
+The put is one attempt with a short timeout (index.ANNOUNCE): a function in a VPC without an EventBridge
+endpoint must not spend its answer's time on it. A failure is logged and never changes the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from metrics import Verdict
+    from mypy_boto3_events.client import EventBridgeClient
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "inference-experiment-stopper"
+DETAIL_TYPE = "Inference Experiment Stop Decision"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a decision was made: the experiment, the stack and the event."""
+
+    experiment: str
+    stack_id: str
+    logical_id: str
+    request_id: str
+    request_type: str
+
+
+def announce(
+    events: EventBridgeClient | None,
+    context: Context,
+    decision: str,
+    action: str,
+    *,
+    declared: Mapping[str, str],
+    sent: Mapping[str, str] | None,
+    verdict: Verdict | None = None,
+    thresholds: Mapping[str, Any] | None = None,
+) -> None:
+    """Log the decision as one JSON line and put it on the default event bus (one attempt; failures only logged).
+
+    Args:
+        events: the EventBridge client (None: log only).
+        context: the experiment, stack and event.
+        decision: Promoted, FellBack: <why>, Inconclusive: <why>, RolledBack: <alarm>, NoGuard, Failed: <why>.
+        action: what followed, in words (e.g. "the declared stop was sent", "nothing stopped; the Update failed").
+        declared: the declared ModelVariantActions.
+        sent: the ModelVariantActions sent (None where nothing was sent).
+        verdict: the guard's checks, where a guard decided.
+        thresholds: the guard's thresholds.
+    """
+    detail: dict[str, Any] = {
+        **asdict(context),
+        "decision": decision,
+        "action": action,
+        "declared_actions": dict(declared),
+        "sent_actions": dict(sent) if sent is not None else None,
+        "thresholds": dict(thresholds or {}),
+        "outcome": verdict.outcome if verdict is not None else None,
+        "checks": [
+            {"name": check.name, "outcome": check.outcome, "text": check.text, **dict(check.figures)}
+            for check in (verdict.checks if verdict is not None else ())
+        ],
+    }
+    line = json.dumps({"InferenceExperimentStopDecision": detail}, default=str)
+    logger.info("%s", line)
+    if events is None:
+        return
+    try:
+        answer = events.put_events(
+            Entries=[{"Source": SOURCE, "DetailType": DETAIL_TYPE, "Detail": json.dumps(detail, default=str)}]
+        )
+        if answer.get("FailedEntryCount"):
+            entry = answer["Entries"][0]
+            logger.warning(
+                "The decision was not put on the default event bus: %s %s",
+                entry.get("ErrorCode"),
+                entry.get("ErrorMessage"),
+            )
+    except (ClientError, BotoCoreError) as error:
+        logger.warning("The decision was not put on the default event bus (%s); the answer is unchanged", error)
