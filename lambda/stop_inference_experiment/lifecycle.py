@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+import bake
 import ending
 import evidence
 import permission
@@ -432,72 +433,185 @@ def check_variants(declaration: StopDeclaration, experiment: Experiment) -> None
             )
 
 
-def _stop_and_wait(run: Run, experiment: Experiment) -> Outcome:  # noqa: PLR0911, PLR0912 (the wait's one loop)
-    """Stop (once, where permitted) and wait until the experiment has stopped and, after a promotion, serves again.
+def _stop_and_wait(run: Run, experiment: Experiment) -> Outcome:
+    """Stop (once, where permitted) and wait until the experiment has stopped and, after a promotion, serves again
+    (and, where the guard says so, has baked).
 
     Raises:
         HandedOn: the wait goes on in the next run of the function, which answers.
         NoStop: where this event may not stop the experiment.
         StopFailed: where the event must be answered FAILED.
     """
-    clock, request_type = run.services.clock, run.request_type
-    stop_sent = run.continuation.stop_sent if run.continuation else False
-    decision = run.continuation.decision if run.continuation else ""
-    first_look = run.continuation is None
-    poller = Poller(run.timing.sent, clock.time(), run.services.jitter)
-    while True:
-        if not stop_sent and experiment["Status"] in {"Stopping", *ending.STOPPED}:
+    return _Wait(run, experiment).carry_out()
+
+
+class _Done(Exception):
+    """The wait is over: its answer."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+
+class _Wait:
+    """One run's part of a stop's wait: the experiment as last seen, whether this event's stop was sent (and
+    what it decided), the bake under way, and the poll."""
+
+    def __init__(self, run: Run, experiment: Experiment) -> None:
+        self.run, self.experiment = run, experiment
+        self.stop_sent = run.continuation.stop_sent if run.continuation else False
+        self.decision = run.continuation.decision if run.continuation else ""
+        self.baking = _bake_of(run.continuation)
+        self.first_look = run.continuation is None
+        self.poller = Poller(run.timing.sent, run.services.clock.time(), run.services.jitter)
+
+    def carry_out(self) -> Outcome:
+        try:
+            while True:
+                self._look()
+        except _Done as done:
+            return done.outcome
+
+    def _answer(self, experiment: Experiment | None = None) -> _Done:
+        if experiment is None:  # a Delete whose experiment is gone
+            physical_id = str(self.run.event.get("PhysicalResourceId"))
+            return _Done(Outcome(physical_id, status="NotFound", decision=self.decision))
+        return _Done(replace(_outcome(experiment), decision=self.decision if self.stop_sent else ""))
+
+    def _look(self) -> None:
+        """One look at the experiment (or the bake): answer, stop, or wait a while."""
+        run, experiment = self.run, self.experiment
+        if not self.stop_sent and experiment["Status"] in {"Stopping", *ending.STOPPED}:
             # A stop this run did not send: an earlier delivery of this event's own, or someone else's.
             own = _own_stop(run, experiment)
             if own is None and experiment["Status"] in ending.STOPPED:
-                ending.check_foreign_end(run.declaration.stop_request(), request_type, experiment)
-                return _outcome(experiment)
+                ending.check_foreign_end(run.declaration.stop_request(), run.request_type, experiment)
+                raise self._answer(experiment)
             if own is not None:
                 logger.info(
                     "Inference experiment %s shows this event's own stop (an earlier delivery sent it)", run.name
                 )
-                stop_sent, decision = True, own
-        sent_request = _sent_request(run.declaration, decision) if stop_sent else None
+                self.stop_sent, self.decision = True, own
+        sent_request = _sent_request(run.declaration, self.decision) if self.stop_sent else None
         promoting = sent_request is not None and ending.promotes(sent_request)
-        stopping = stop_sent or experiment["Status"] == "Stopping"
-        step = next_step(request_type, experiment, stopping=stopping, promoting=promoting)
+        stopping = self.stop_sent or experiment["Status"] == "Stopping"
+        step = next_step(run.request_type, experiment, stopping=stopping, promoting=promoting)
         if step is Step.DONE:
             if sent_request is not None:
-                ending.check_own_end(sent_request, request_type, experiment)
-            return replace(_outcome(experiment), decision=decision if stop_sent else "")
-        if not stop_sent:
+                ending.check_own_end(sent_request, run.request_type, experiment)
+            self._bake()
+        elif not self.stop_sent:
             _refuse_if_late(run)  # a late event neither stops nor waits (a stop it sent is waited out to its deadline)
         if step is Step.STOP:
-            conflict, decided = _stop_once(run, experiment, first_look=first_look)
-            if conflict is None:
-                stop_sent, decision = True, decided
-            # After an accepted stop, an experiment that cannot be read is still being stopped: wait on.
-            described = _describe_during(run, last=experiment if conflict is None else None)
-            if described is None:
-                return Outcome(str(run.event.get("PhysicalResourceId")), status="NotFound", decision=decision)
-            if conflict is not None and described["Status"] not in {"Stopping", *ending.STOPPED}:
-                raise StopFailed(f"SageMaker would not stop {run.name}: {conflict}")
-            experiment = described
-            continue
+            self._stop()
+            return
+        self._wait()
+
+    def _bake(self) -> None:
+        """The experiment ended as this event declared: answer, or bake its promotion a while."""
+        run, clock = self.run, self.run.services.clock
+        if not _bakes(run, self.decision):
+            raise self._answer(self.experiment)
+        if self.baking is None:
+            self.baking = bake.Bake(clock.time() + (run.declaration.guard.bake_seconds or 0))  # type: ignore[union-attr]
+            logger.info("%s serves the promotion: watching its alarms until %.0f", run.name, self.baking.until)
+        if bake.step(_watch(run, self.experiment), self.baking, clock.time()):
+            logger.info("The bake of %s's promotion passed: no alarm fired", run.name)
+            raise self._answer(self.experiment)
+
+    def _stop(self) -> None:
+        run = self.run
+        conflict, decided = _stop_once(run, self.experiment, first_look=self.first_look)
+        if conflict is None:
+            self.stop_sent, self.decision = True, decided
+        # After an accepted stop, an experiment that cannot be read is still being stopped: wait on.
+        described = _describe_during(run, last=self.experiment if conflict is None else None)
+        if described is None:
+            raise self._answer()
+        if conflict is not None and described["Status"] not in {"Stopping", *ending.STOPPED}:
+            raise StopFailed(f"SageMaker would not stop {run.name}: {conflict}")
+        self.experiment = described
+
+    def _wait(self) -> None:
+        """Sleep until the next look, or answer at the deadline, or hand the wait on to the next run."""
+        run, clock = self.run, self.run.services.clock
         now = clock.time()
-        link = run.continuation.link + 1 if run.continuation else 2
         if now >= run.timing.deadline:
-            return replace(_timed_out(run, experiment, stop_sent=stop_sent), decision=decision)
-        delay = min(poller.delay(now), run.timing.deadline - now)
+            if self.baking is not None:
+                raise StopFailed(_unbaked(run, self.baking))
+            raise _Done(replace(_timed_out(run, self.experiment, stop_sent=self.stop_sent), decision=self.decision))
+        delay = min(self.poller.delay(now), run.timing.deadline - now)
         # Hand on only a wait that outlasts this run: one whose deadline falls within it is answered here.
         if now + delay > run.run_ends - HAND_ON_SECONDS and run.timing.deadline > run.run_ends:
-            if link > MAX_LINKS:
-                logger.warning("The wait for %s was handed on %d times: answering now", run.name, MAX_LINKS - 1)
-                return replace(_timed_out(run, experiment, stop_sent=stop_sent), decision=decision)
-            handed = Continuation(run.timing.deadline, stop_sent, link, decision, run.timing.sent)
-            hand_on(run.event, handed, run.name, request_type, run.services.lambda_, run.budget.function_arn, clock)
-            return replace(_outcome(experiment), decision=decision)  # a Delete whose hand-on failed answers now
+            self._hand_on()
         clock.sleep(delay)
-        first_look = False
-        polled = _describe_during(run, last=experiment)
+        self.first_look = False
+        if self.baking is not None:
+            return  # the experiment has ended: the bake watches alarms, and the rollback the endpoint
+        polled = _describe_during(run, last=self.experiment)
         if polled is None:
-            return Outcome(str(run.event.get("PhysicalResourceId")), status="NotFound", decision=decision)
-        experiment = polled
+            raise self._answer()
+        self.experiment = polled
+
+    def _hand_on(self) -> None:
+        run = self.run
+        link = run.continuation.link + 1 if run.continuation else 2
+        if link > MAX_LINKS:
+            logger.warning("The wait for %s was handed on %d times: answering now", run.name, MAX_LINKS - 1)
+            raise _Done(replace(_timed_out(run, self.experiment, stop_sent=self.stop_sent), decision=self.decision))
+        baking = self.baking
+        handed = Continuation(
+            run.timing.deadline,
+            self.stop_sent,
+            link,
+            self.decision,
+            run.timing.sent,
+            baking.until if baking else None,
+            baking.rolling_back if baking else "",
+        )
+        services = run.services
+        hand_on(
+            run.event, handed, run.name, run.request_type, services.lambda_, run.budget.function_arn, services.clock
+        )
+        raise _Done(replace(_outcome(self.experiment), decision=self.decision))  # a Delete whose hand-on failed
+
+
+def _bakes(run: Run, decision: str) -> bool:
+    """Whether this event's promotion is baked: an Update whose guard declares a bake, and promoted."""
+    guard = run.declaration.guard
+    return run.request_type == "Update" and decision == "Promoted" and guard is not None and bool(guard.bake_seconds)
+
+
+def _bake_of(continuation: Continuation | None) -> bake.Bake | None:
+    if continuation is None or continuation.bake_until is None:
+        return None
+    return bake.Bake(continuation.bake_until, continuation.rolling_back)
+
+
+def _watch(run: Run, experiment: Experiment) -> bake.Watch:
+    guard = run.declaration.guard
+    assert guard is not None  # noqa: S101 (only a guard bakes)
+    return bake.Watch(
+        guard,
+        run.name,
+        experiment["EndpointMetadata"]["EndpointName"],
+        run.services.cloudwatch,
+        run.services.sagemaker,
+        lambda decision, action: _announce(run, decision, action, None, None),
+    )
+
+
+def _unbaked(run: Run, baking: bake.Bake) -> str:
+    if baking.rolling_back:
+        return (
+            f"Alarm {baking.rolling_back} went to ALARM during the bake of {run.name}'s promotion; rolling its "
+            "endpoint back had not finished by the deadline "
+            f"(CompletionTimeoutSeconds {run.declaration.completion_timeout_seconds})"
+        )
+    return (
+        f"The bake of {run.name}'s promotion had not finished by the deadline (CompletionTimeoutSeconds "
+        f"{run.declaration.completion_timeout_seconds}): no alarm fired, but the promotion is not shown safe"
+    )
 
 
 def _own_stop(run: Run, experiment: Experiment) -> str | None:

@@ -51,6 +51,8 @@ class Continuation:
     link: int
     decision: str = ""
     sent: float | None = None
+    bake_until: float | None = None  # a promotion's bake under way: until when
+    rolling_back: str = ""  # the alarm that fired during the bake, once the rollback was started
 
     def record(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -61,6 +63,9 @@ class Continuation:
         }
         if self.sent is not None:
             record["Sent"] = self.sent
+        if self.bake_until is not None:
+            record["BakeUntil"] = self.bake_until
+            record["RollingBack"] = self.rolling_back
         return record
 
     @property
@@ -81,6 +86,7 @@ class Continuation:
         given: Mapping[str, Any] = record if isinstance(record, Mapping) else {}
         deadline, stop_sent, link = given.get("Deadline"), given.get("StopSent"), given.get("Link")
         decision, sent = given.get("Decision", "") if given else None, given.get("Sent")
+        bake_until, rolling_back = given.get("BakeUntil"), given.get("RollingBack", "")
         if not (
             _number(deadline)
             and isinstance(stop_sent, bool)
@@ -88,9 +94,19 @@ class Continuation:
             and not isinstance(link, bool)
             and isinstance(decision, str)
             and (sent is None or _number(sent))
+            and (bake_until is None or _number(bake_until))
+            and isinstance(rolling_back, str)
         ):
             raise StopFailed(f"The event's {CONTINUATION} is malformed ({quote(record)}): nothing was stopped")
-        return cls(float(deadline), stop_sent, link, decision, None if sent is None else float(sent))  # type: ignore[arg-type]
+        return cls(
+            float(deadline),  # type: ignore[arg-type]
+            stop_sent,
+            link,
+            decision,
+            None if sent is None else float(sent),
+            None if bake_until is None else float(bake_until),
+            rolling_back,
+        )
 
 
 def _number(value: object) -> bool:
