@@ -365,6 +365,25 @@ def test_the_role_may_do_exactly_what_the_stop_needs_on_exactly_these_resources(
                         "Resource": {"Fn::GetAtt": [Match.string_like_regexp("LogGroup"), "Arn"]},
                     },
                     {
+                        # Every decision is announced on the account's default event bus, and no other.
+                        "Action": "events:PutEvents",
+                        "Effect": "Allow",
+                        "Resource": {
+                            "Fn::Join": [
+                                "",
+                                [
+                                    "arn:",
+                                    {"Ref": "AWS::Partition"},
+                                    ":events:",
+                                    {"Ref": "AWS::Region"},
+                                    ":",
+                                    {"Ref": "AWS::AccountId"},
+                                    ":event-bus/default",
+                                ],
+                            ]
+                        },
+                    },
+                    {
                         "Action": "lambda:InvokeFunction",
                         "Effect": "Allow",
                         "Resource": {"Fn::GetAtt": [Match.string_like_regexp("Function"), "Arn"]},
@@ -720,7 +739,7 @@ def test_fails_when_the_experiment_name_is_off_the_pattern() -> None:
 
 
 # The first policy also holds the function's own two statements, so it has room for fewer experiments.
-@pytest.mark.parametrize(("name_length", "per_policy"), [(15, [55, 45]), (120, [26, 30, 30, 14])])
+@pytest.mark.parametrize(("name_length", "per_policy"), [(15, [53, 47]), (120, [25, 30, 30, 15])])
 def test_a_hundred_stoppers_stay_within_iam_quotas(name_length: int, per_policy: list[int]) -> None:
     stack = new_stack()
     for index in range(100):
@@ -779,19 +798,48 @@ def test_a_full_first_policy_with_a_guard_stays_within_its_quota(name_length: in
 
 def test_fails_when_a_stack_names_more_experiments_than_one_role_may_be_allowed() -> None:
     stack = new_stack()
-    for index in range(296):  # 30 of the longest names fill a managed policy (26 the first); a role may have 10
+    for index in range(295):  # 30 of the longest names fill a managed policy (25 the first); a role may have 10
         name = f"{index:03d}-".ljust(120, "x")
         InferenceExperimentStopper(stack, f"S{index}", experiment_name=name, model_variant_actions={"s": "Retain"})
 
     message = (
         "The stoppers of Stack/InferenceExperimentStopperFunction name more inference experiments than IAM lets one "
-        "role be allowed (296 ARNs fill its 10 managed policies); give some of them another StopperFunction, or put "
+        "role be allowed (295 ARNs fill its 10 managed policies); give some of them another StopperFunction, or put "
         "them in another stack"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         InferenceExperimentStopper(
             stack, "OneTooMany", experiment_name="one-more", model_variant_actions={"s": "Retain"}
         )
+
+
+def stoppers_with_short_names(count: int) -> cdk.App:
+    """An app whose one stack holds `count` stoppers with 15-character names, with CDK's metadata as the CLI adds it."""
+    app = cdk.App(analytics_reporting=True, context={"aws:cdk:bundling-stacks": []})
+    stack = cdk.Stack(app, "Stack")
+    for index in range(count):
+        name = f"{index:03d}-".ljust(15, "x")
+        InferenceExperimentStopper(stack, f"S{index}", experiment_name=name, model_variant_actions={"s": "Retain"})
+    return app
+
+
+def test_a_stack_holds_487_stoppers_before_cloudformations_500_resources() -> None:
+    # GIVEN 487 stoppers with short names: IAM would allow their role more (64 ARNs to a managed policy)
+    app = stoppers_with_short_names(487)
+
+    # WHEN it is synthesized THEN the stack has CloudFormation's maximum of resources
+    template = app.synth().get_stack_by_name("Stack").template
+    assert len(template["Resources"]) == 500
+
+    # AND one stopper more is refused at synth, by aws-cdk, before IAM's quota is near
+    message = (
+        "Number of resources in stack 'Stack': 501 is greater than allowed maximum of 500: "
+        "Custom::InferenceExperimentStop (488), AWS::Logs::LogGroup (1), AWS::IAM::Role (1), "
+        "AWS::IAM::ManagedPolicy (8), AWS::Lambda::Function (1), AWS::Lambda::EventInvokeConfig (1), "
+        "AWS::CDK::Metadata (1)"
+    )
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        stoppers_with_short_names(488).synth()
 
 
 def vpc_in(stack: cdk.Stack) -> ec2.IVpc:
@@ -895,6 +943,11 @@ def test_fails_when_the_function_is_in_another_stack() -> None:
             "vpc_subnets and security_groups need a vpc; got them without one",
             id="security-groups-without-vpc",
         ),
+        pytest.param(
+            {"log_retention": 30},
+            "log_retention must be an aws_logs.RetentionDays, such as logs.RetentionDays.ONE_MONTH; got 30",
+            id="log-retention-in-days",
+        ),
     ],
 )
 def test_fails_when_a_stopper_function_prop_is_bad(props: dict[str, Any], message: str) -> None:
@@ -958,7 +1011,7 @@ def test_only_the_function_with_a_guarded_stopper_may_read_metrics() -> None:
 BAD_GUARDS = [
     pytest.param(
         PromotionGuard(),
-        "promotion_guard needs at least one of max_latency_ratio, max_error_rate, max_error_rate_ratio",
+        "promotion_guard needs alarms or at least one of max_latency_ratio, max_error_rate, max_error_rate_ratio",
         id="no-threshold",
     ),
     pytest.param(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from aws_cdk import Acknowledgment, Aws, BundlingOptions, Duration, Stack, Token, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -14,6 +15,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
 from inference_experiment_stopper._asset import HANDLER_DIR, CopyBundling, asset_hash
+from inference_experiment_stopper.guard import PromotionGuard
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 # The function's timeout is the longest completion timeout plus this, for describing, pausing and answering.
@@ -35,13 +37,20 @@ UNRESOLVED_NAME_LENGTH = 120
 # promotion guard CloudWatch's GetMetricData): about 750 characters with a guard for the default function (a
 # 34-character construct path), and about two more for each further character of a function's path (two ARNs
 # name it). This leaves room for paths of about 70 characters.
-OWN_STATEMENTS_ROOM = 800
+OWN_STATEMENTS_ROOM = 1000
 # Why the construct acknowledges the compliance findings it does; the README's table repeats these.
 ACKNOWLEDGED = {
     "AwsSolutions-IAM4": "In a VPC, Lambda creates the function's network interfaces with its role; their EC2 "
     "actions take no resource-level permissions, so AWS's AWSLambdaVPCAccessExecutionRole is used as published",
     "AwsSolutions-IAM5": "cloudwatch:GetMetricData supports no resource-level permissions, so IAM accepts only '*' "
     "for it; it is granted only to a function with a stopper that declares a promotion guard, in its own statement",
+    "AwsSolutions-IAM5-DescribeAlarms": "cloudwatch:DescribeAlarms returns composite alarms only when it is allowed "
+    "on '*' (CloudWatch API reference, DescribeAlarms); granted so only where a guard's alarms include one that is "
+    "not a metric alarm made in this app, in its own statement",
+    "AwsSolutions-IAM5-Endpoint": "The endpoint's (or the endpoint configuration's) name is known only at deploy "
+    "time, and SageMaker writes endpoint ARNs in lower case, which a token cannot be turned into at synth: "
+    "UpdateEndpoint and DescribeEndpoint are allowed on the account's and region's endpoints, only for a function "
+    "whose stopper's guard declares roll_back_to",
     "LambdaDLQ": "The function answers every event to CloudFormation itself, FAILED included, and async retries "
     "are off; a dead-letter queue would only store events with their pre-signed ResponseURL",
 }
@@ -105,9 +114,16 @@ class StopperFunction(Construct):
                 reserved (it shares the account's unreserved concurrency).
 
         Raises:
-            ValueError: for a reserved concurrency below 1, or VPC settings without a VPC.
+            ValueError: for a log retention that is not a RetentionDays, a reserved concurrency below 1, or VPC
+                settings without a VPC.
         """
         super().__init__(scope, construct_id)
+        # Else jsii's TypeError names the LogGroup's own argument (retention), which the caller never wrote.
+        if not isinstance(log_retention, logs.RetentionDays):
+            raise ValueError(
+                "log_retention must be an aws_logs.RetentionDays, such as logs.RetentionDays.ONE_MONTH; "
+                f"got {log_retention!r}"
+            )
         if reserved_concurrent_executions is not None and not (
             isinstance(reserved_concurrent_executions, int) and reserved_concurrent_executions >= 1
         ):
@@ -147,6 +163,13 @@ class StopperFunction(Construct):
                         actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                         resources=[self.log_group.log_group_arn],
                     ),
+                    # Every decision is announced on the account's default event bus, and on no other.
+                    iam.PolicyStatement(
+                        actions=["events:PutEvents"],
+                        resources=[
+                            Stack.of(self).format_arn(service="events", resource="event-bus", resource_name="default")
+                        ],
+                    ),
                 ],
                 roles=[self.role],
             )
@@ -156,6 +179,10 @@ class StopperFunction(Construct):
         self._allowed: dict[str, iam.ManagedPolicy] = {}
         self._longest_wait = Duration.seconds(0)
         self._reads_metrics = False
+        self._guard_policy: iam.ManagedPolicy | None = None
+        self._alarm_statement: iam.PolicyStatement | None = None
+        self._alarms_anywhere = False
+        self._rollback_statement: iam.PolicyStatement | None = None
         self.function = lambda_.Function(
             self,
             "Function",
@@ -227,10 +254,77 @@ class StopperFunction(Construct):
             Acknowledgment(id="AwsSolutions::AwsSolutions-IAM5[Resource::*]", reason=ACKNOWLEDGED["AwsSolutions-IAM5"])
         )
 
+    def _guard(self) -> iam.ManagedPolicy:
+        """The policy of what promotion guards need beyond metrics (alarms, a rollback): made on first use."""
+        if self._guard_policy is None:
+            if len(self._policies) == MANAGED_POLICIES_PER_ROLE:
+                raise ValueError(
+                    f"The stoppers of {self.node.path} fill the {MANAGED_POLICIES_PER_ROLE} managed policies IAM "
+                    "lets one role have, and a promotion guard needs one more; give some of them another "
+                    "StopperFunction"
+                )
+            self._guard_policy = iam.ManagedPolicy(
+                self,
+                "GuardPolicy",
+                description="What the stack's promotion guards may read and, to roll a promotion back, update",
+                roles=[self.role],
+            )
+            self._needs.append(self._guard_policy)
+        return self._guard_policy
+
+    def _allow_alarm_reads(self, alarms: Sequence[cloudwatch.IAlarm]) -> None:
+        """DescribeAlarms on the alarms' own ARNs where every one is a metric alarm made in this app, else on *."""
+        policy = self._guard()
+        if all(isinstance(alarm, cloudwatch.Alarm) for alarm in alarms):
+            if self._alarm_statement is None:
+                self._alarm_statement = iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"])
+                policy.add_statements(self._alarm_statement)
+            self._alarm_statement.add_resources(*(alarm.alarm_arn for alarm in alarms))
+            return
+        if self._alarms_anywhere:
+            return
+        self._alarms_anywhere = True
+        policy.add_statements(iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=["*"]))
+        Validations.of(policy).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                reason=ACKNOWLEDGED["AwsSolutions-IAM5-DescribeAlarms"],
+            )
+        )
+
+    def _allow_rollback(self, endpoint_name: str, config_name: str) -> None:
+        """UpdateEndpoint and DescribeEndpoint on the experiment's endpoint and the configuration to roll back to."""
+        policy, stack = self._guard(), Stack.of(self)
+        if self._rollback_statement is None:
+            self._rollback_statement = iam.PolicyStatement(
+                actions=["sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint"]
+            )
+            policy.add_statements(self._rollback_statement)
+        for resource, name in (("endpoint", endpoint_name), ("endpoint-config", config_name)):
+            # SageMaker writes these ARNs in lower case; a name known only at deploy cannot be lowered at synth.
+            if Token.is_unresolved(name):
+                arn = stack.format_arn(service="sagemaker", resource=resource, resource_name="*")
+                Validations.of(policy).acknowledge(
+                    Acknowledgment(
+                        id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:"
+                        f"<AWS::AccountId>:{resource}/*]",
+                        reason=ACKNOWLEDGED["AwsSolutions-IAM5-Endpoint"],
+                    )
+                )
+            else:
+                arn = stack.format_arn(service="sagemaker", resource=resource, resource_name=name.lower())
+            self._rollback_statement.add_resources(arn)
+
     def serve(
-        self, experiment_name: str, completion_timeout: Duration, *, reads_metrics: bool = False
+        self,
+        experiment_name: str,
+        completion_timeout: Duration,
+        *,
+        reads_metrics: bool = False,
+        guard: PromotionGuard | None = None,
+        endpoint_name: str | None = None,
     ) -> list[IConstruct]:
-        """Let the function stop this experiment and wait this long for it.
+        """Let the function stop this experiment and wait this long for it (and judge, bake and roll back its guard).
 
         Returns:
             What a custom resource calling the function must depend on, so that it all outlives every event
@@ -241,8 +335,14 @@ class StopperFunction(Construct):
         Raises:
             ValueError: when the stack names more experiments than IAM lets one role be allowed.
         """
-        if reads_metrics:
+        if reads_metrics or (guard is not None and guard.thresholds):
             self._allow_metric_reads()
+        if guard is not None and guard.alarms:
+            self._allow_alarm_reads(guard.alarms)
+        if guard is not None and guard.roll_back_to_name is not None:
+            if endpoint_name is None:
+                raise ValueError("a promotion guard's roll_back_to needs the experiment's endpoint name")
+            self._allow_rollback(endpoint_name, guard.roll_back_to_name)
         size = ARN_OVERHEAD + (UNRESOLVED_NAME_LENGTH if Token.is_unresolved(experiment_name) else len(experiment_name))
         policies = [self._allow(arn, size) for arn in self._arns(experiment_name)]
         if completion_timeout.to_seconds() > self._longest_wait.to_seconds():
@@ -268,7 +368,7 @@ class StopperFunction(Construct):
             return self._allowed[arn]
         if self._statement is None or size > self._room:
             if self._statement is not None:  # the current policy is full: the next one
-                if len(self._policies) == MANAGED_POLICIES_PER_ROLE:
+                if len(self._policies) + (self._guard_policy is not None) == MANAGED_POLICIES_PER_ROLE:
                     raise ValueError(
                         f"The stoppers of {self.node.path} name more inference experiments than IAM lets one role "
                         f"be allowed ({len(self._allowed)} ARNs fill its {MANAGED_POLICIES_PER_ROLE} managed "

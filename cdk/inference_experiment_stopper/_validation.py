@@ -211,8 +211,11 @@ def instance_types() -> frozenset[str]:
     return result
 
 
-def promotion_guard_window(guard: object, actions: Mapping[str, str]) -> int | None:
-    """Check a promotion guard; its window in whole seconds (None: from the experiment's start).
+def promotion_guard_seconds(  # noqa: PLR0912 (one check per prop)
+    guard: object, actions: Mapping[str, str], completion_seconds: int, *, experiment_given: bool
+) -> dict[str, int | None]:
+    """Check a promotion guard; its durations in whole seconds: window (None: from the experiment's start),
+    bake and period (None where not given).
 
     Raises:
         ValueError: naming the guard's prop and the bad value.
@@ -229,9 +232,10 @@ def promotion_guard_window(guard: object, actions: Mapping[str, str]) -> int | N
         "max_error_rate": (guard.max_error_rate, rules.error_rate_problem),
         "max_error_rate_ratio": (guard.max_error_rate_ratio, rules.ratio_problem),
     }
-    if all(value is None for value, _ in thresholds.values()):
+    _check_alarms(guard.alarms)
+    if all(value is None for value, _ in thresholds.values()) and not guard.alarms:
         raise ValueError(
-            "promotion_guard needs at least one of max_latency_ratio, max_error_rate, max_error_rate_ratio"
+            "promotion_guard needs alarms or at least one of max_latency_ratio, max_error_rate, max_error_rate_ratio"
         )
     checks: list[tuple[str, object, Callable[[Any], str | None]]] = [
         (name, value, problem_of) for name, (value, problem_of) in thresholds.items() if value is not None
@@ -241,16 +245,72 @@ def promotion_guard_window(guard: object, actions: Mapping[str, str]) -> int | N
         ("min_invocations", guard.min_invocations, rules.min_invocations_problem),
         ("on_failure", plain(guard.on_failure), rules.guard_failure_problem),
     ]
+    if guard.on_inconclusive is not None:
+        checks.append(("on_inconclusive", plain(guard.on_inconclusive), rules.guard_failure_problem))
+    if guard.confidence is not None:
+        checks.append(("confidence", guard.confidence, rules.confidence_problem))
     for name, value, problem_of in checks:
         problem = None if unresolved(value) else problem_of(value)
         if problem:
             raise ValueError(f"promotion_guard.{name} {problem}; got {value!r}")
-    if guard.window is None:
+    if guard.confidence is not None and guard.max_latency_ratio is None:
+        raise ValueError("promotion_guard.confidence needs max_latency_ratio: it tests the latency comparison")
+    if guard.period is not None and guard.confidence is None:
+        raise ValueError("promotion_guard.period needs confidence: it is the period of the values the test compares")
+    if guard.bake is not None and not guard.alarms:
+        raise ValueError("promotion_guard.bake needs alarms: the bake watches them")
+    if guard.roll_back_to is not None:
+        if guard.bake is None:
+            raise ValueError("promotion_guard.roll_back_to needs bake: a rollback follows a bake an alarm failed")
+        if not experiment_given:
+            raise ValueError(
+                "promotion_guard.roll_back_to needs the stopper's experiment= (not experiment_name=), so that the "
+                "function's role can be allowed to update that experiment's endpoint only"
+            )
+        _check_roll_back_to(guard.roll_back_to)
+    seconds = {
+        "window": _seconds(guard.window, "window", "Duration.days(7)", rules.window_problem),
+        "bake": _seconds(guard.bake, "bake", "Duration.minutes(10)", None),
+        "period": _seconds(guard.period, "period", "Duration.minutes(5)", rules.period_problem),
+    }
+    bake = seconds["bake"]
+    if bake is not None:
+        problem = rules.bake_problem(bake, completion_seconds)
+        if problem:
+            raise ValueError(f"promotion_guard.bake {problem} (completion_timeout)")
+    return seconds
+
+
+def _seconds(value: object, prop: str, example: str, problem_of: Callable[[float], str | None] | None) -> int | None:
+    if value is None:
         return None
-    if not isinstance(guard.window, Duration):
-        raise ValueError(f"promotion_guard.window must be a Duration, e.g. Duration.days(7); got {guard.window!r}")
-    seconds = guard.window.to_milliseconds(integral=False) / 1000
-    problem = rules.window_problem(seconds)
+    if not isinstance(value, Duration):
+        raise ValueError(f"promotion_guard.{prop} must be a Duration, e.g. {example}; got {value!r}")
+    seconds = value.to_milliseconds(integral=False) / 1000
+    problem = problem_of(seconds) if problem_of else (None if seconds == int(seconds) else "must be whole seconds")
     if problem:
-        raise ValueError(f"promotion_guard.window {problem}; got {seconds:g} seconds")
+        raise ValueError(f"promotion_guard.{prop} {problem}; got {seconds:g} seconds")
     return int(seconds)
+
+
+def _check_alarms(alarms: object) -> None:
+    if alarms is None:
+        return
+    if isinstance(alarms, str | bytes) or not isinstance(alarms, Sequence) or not alarms:
+        raise ValueError(f"promotion_guard.alarms must be a list of CloudWatch alarms (IAlarm); got {alarms!r}")
+    if len(alarms) > rules.MAX_ALARMS:
+        raise ValueError(f"promotion_guard.alarms may list at most {rules.MAX_ALARMS} alarms; got {len(alarms)}")
+    for index, alarm in enumerate(alarms):
+        if not (hasattr(alarm, "alarm_name") and hasattr(alarm, "alarm_arn")):
+            raise ValueError(f"promotion_guard.alarms[{index}] must be a CloudWatch alarm (IAlarm); got {alarm!r}")
+
+
+def _check_roll_back_to(config: object) -> None:
+    if isinstance(config, sagemaker.CfnEndpointConfig):
+        return
+    problem = None if unresolved(config) else rules.endpoint_config_name_problem(config)
+    if problem:
+        raise ValueError(
+            f"promotion_guard.roll_back_to must be a CfnEndpointConfig or an endpoint configuration name, which "
+            f"{problem}; got {config!r}"
+        )

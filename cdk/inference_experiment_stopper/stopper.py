@@ -69,9 +69,10 @@ class InferenceExperimentStopper(Construct):
                 Default: 30 minutes.
             function: the StopperFunction that carries the stop out, in this stopper's stack. Default: the
                 stack's default function, shared by every stopper given none.
-            promotion_guard: promote only if the shadow's measured metrics pass these thresholds; otherwise
-                do what the guard says for a failure. Needs a Promote. Default: no guard (the function then
-                gets no CloudWatch permission at all).
+            promotion_guard: promote only if the guard's alarms and the shadow's measured metrics pass;
+                otherwise do what the guard says for a failure or an inconclusive verdict; then bake and roll
+                back where it says so. Needs a Promote. Default: no guard (the function then gets no CloudWatch
+                permission at all).
 
         Raises:
             ValueError: naming the prop and the bad value, for any prop SageMaker or this construct would reject.
@@ -91,7 +92,13 @@ class InferenceExperimentStopper(Construct):
         if not stop_on:
             raise ValueError("stop_on_update and stop_on_delete are both False: the stopper would never stop anything")
         _claim_the_stop(self, name, stop_on)
-        guard_window = None if promotion_guard is None else check.promotion_guard_window(promotion_guard, actions)
+        guard_seconds = (
+            None
+            if promotion_guard is None
+            else check.promotion_guard_seconds(
+                promotion_guard, actions, seconds, experiment_given=experiment is not None
+            )
+        )
 
         properties: dict[str, Any] = {"Name": name, "ModelVariantActions": actions}
         if variants:
@@ -101,12 +108,17 @@ class InferenceExperimentStopper(Construct):
         if reason is not None:
             properties["Reason"] = reason
         if promotion_guard is not None:
-            properties["PromotionGuard"] = promotion_guard.to_api(guard_window)
+            properties["PromotionGuard"] = promotion_guard.to_api(guard_seconds or {})
         properties["StopOn"] = stop_on
         properties["CompletionTimeoutSeconds"] = seconds
 
         self._function = _function_for(self, function)
-        needs = self._function.serve(name, timeout, reads_metrics=promotion_guard is not None)
+        needs = self._function.serve(
+            name,
+            timeout,
+            guard=promotion_guard,
+            endpoint_name=experiment.endpoint_name if experiment is not None else None,
+        )
         self._resource = CustomResource(
             self,
             "Resource",
@@ -136,7 +148,8 @@ class InferenceExperimentStopper(Construct):
 
     @property
     def decision(self) -> str:
-        """What the last stop decided (a token: GetAtt Decision): Promoted, FellBack: <why>, NoGuard or ""."""
+        """What the last stop decided (a token: GetAtt Decision): Promoted, FellBack: <why>, Inconclusive: <why>,
+        NoGuard or "" (at most 256 characters; the full figures are in the decision's log line and event)."""
         return self._resource.get_att_string("Decision")
 
     @property
