@@ -1,4 +1,4 @@
-"""Example app: a complete SageMaker shadow test whose end is declared with InferenceExperimentStopper.
+"""Example app: a complete SageMaker shadow test (models, endpoint, the ShadowTest and how it ends).
 
 Every name and location is read from CDK context (cdk.json holds placeholders), so `cdk synth` needs
 no arguments and no AWS account: `cdk deploy -c image_uri=... -c production_model_data=s3://...`.
@@ -16,10 +16,10 @@ from constructs import Construct
 from inference_experiment_stopper import (
     DesiredState,
     GuardFailure,
-    InferenceExperimentStopper,
-    ModelVariantAction,
-    ModelVariantConfig,
     PromotionGuard,
+    ShadowTest,
+    ShadowTestEnd,
+    ShadowTestVariant,
 )
 
 
@@ -56,7 +56,7 @@ class ShadowTestStack(cdk.Stack):
             self,
             "SageMakerRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="Lets SageMaker pull the models' image and artifacts for the shadow test",
+            description="Lets SageMaker pull the models' image and artifacts",
         )
         _allow_model_artifacts(role, model_data.values())
         _allow_image(role, image_uri)
@@ -94,62 +94,32 @@ class ShadowTestStack(cdk.Stack):
             endpoint_config_name=endpoint_config.attr_endpoint_config_name,
         )
 
-        def infrastructure(variant: str) -> sagemaker.CfnInferenceExperiment.ModelVariantConfigProperty:
-            return sagemaker.CfnInferenceExperiment.ModelVariantConfigProperty(
-                model_name=models[variant].attr_model_name,
-                variant_name=variant,
-                infrastructure_config=sagemaker.CfnInferenceExperiment.ModelInfrastructureConfigProperty(
-                    infrastructure_type="RealTimeInference",
-                    real_time_inference_config=sagemaker.CfnInferenceExperiment.RealTimeInferenceConfigProperty(
-                        instance_type=instance_type, instance_count=1
-                    ),
-                ),
-            )
-
-        experiment = sagemaker.CfnInferenceExperiment(
+        self.experiment_name = experiment_name
+        test = ShadowTest(
             self,
             "ShadowTest",
             name=experiment_name,
-            type="ShadowMode",
-            role_arn=role.role_arn,
-            endpoint_name=endpoint.attr_endpoint_name,
-            model_variants=[infrastructure("production"), infrastructure("shadow")],
-            shadow_mode_config=sagemaker.CfnInferenceExperiment.ShadowModeConfigProperty(
-                source_model_variant_name="production",
-                shadow_model_variants=[
-                    sagemaker.CfnInferenceExperiment.ShadowModelVariantConfigProperty(
-                        shadow_model_variant_name="shadow", sampling_percentage=50
-                    )
-                ],
-            ),
-        )
-
-        self.experiment_name = experiment_name
-        stopper = InferenceExperimentStopper(
-            self,
-            "StopShadowTest",
-            experiment=experiment,
-            model_variant_actions={"shadow": ModelVariantAction.PROMOTE, "production": ModelVariantAction.REMOVE},
-            desired_model_variants=[
-                ModelVariantConfig(
-                    model_name=models["shadow"].attr_model_name,
-                    variant_name="shadow",
-                    instance_type=instance_type,
-                    instance_count=1,
-                )
-            ],
-            desired_state=DesiredState.COMPLETED,
-            reason=reason,
+            endpoint=endpoint,
+            production=ShadowTestVariant(model=models["production"], instance_type=instance_type),
+            shadow=ShadowTestVariant(model=models["shadow"], instance_type=instance_type),
+            sampling_percentage=50,
             stop_on_update=stop_on_update,
             completion_timeout=cdk.Duration.minutes(30),
-            # Promote only a shadow at least as fast (p99) and as reliable as production, measured over the test.
-            promotion_guard=PromotionGuard(
-                max_latency_ratio=1.0,
-                latency_statistic="p99",
-                max_error_rate=0.001,
-                min_invocations=1000,
-                on_failure=GuardFailure.FAIL,
-            ),
+        )
+        # The shadow replaces production, on its own instance type and count (ShadowTestEnd.promote can change them).
+        stopper = test.end_with(
+            ShadowTestEnd.promote(
+                # Promote only a shadow at least as fast (p99) and as reliable as production, measured over the test.
+                guard=PromotionGuard(
+                    max_latency_ratio=1.0,
+                    latency_statistic="p99",
+                    max_error_rate=0.001,
+                    min_invocations=1000,
+                    on_failure=GuardFailure.FAIL,
+                ),
+                desired_state=DesiredState.COMPLETED,
+                reason=reason,
+            )
         )
         cdk.CfnOutput(self, "ExperimentArn", value=stopper.experiment_arn)
         cdk.CfnOutput(self, "ExperimentStatus", value=stopper.status)

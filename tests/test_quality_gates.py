@@ -10,11 +10,22 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from app import ShadowTestStack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks
 from cfn_lint_gate import cfn_lint
-from inference_experiment_stopper import InferenceExperimentStopper, StopperFunction
+from inference_experiment_stopper import (
+    InferenceExperimentStopper,
+    PromotionGuard,
+    ShadowTest,
+    ShadowTestDataCapture,
+    ShadowTestEnd,
+    ShadowTestVariant,
+    StopperFunction,
+)
 from inference_experiment_stopper._function import ACKNOWLEDGED
 
 ROOT = Path(__file__).parents[1]
@@ -110,7 +121,102 @@ def configured_function() -> cdk.App:
     return app
 
 
-COMPLIANCE = {"default-function": default_function_left_as_it_is, "configured-function": configured_function}
+def app_with_a_shadow_test() -> tuple[cdk.App, cdk.Stack]:
+    """A ShadowTest with data capture encrypted by the app's key, ending in a guarded promotion."""
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    stack = cdk.Stack(app, "ShadowTestOnly")
+    key = kms.Key(stack, "CaptureKey", enable_key_rotation=True)
+    ShadowTest(
+        stack,
+        "ShadowTest",
+        name="shadow-test",
+        endpoint="shadow-test-endpoint",
+        production=ShadowTestVariant(model="model-a", instance_type="ml.m5.xlarge"),
+        shadow=ShadowTestVariant(model="model-b", instance_type="ml.m5.xlarge"),
+        data_capture=ShadowTestDataCapture(
+            bucket=s3.Bucket.from_bucket_name(stack, "Captures", "my-captures"), prefix="shadow-test", kms_key=key
+        ),
+        on_end=ShadowTestEnd.promote(guard=PromotionGuard(max_error_rate=0.001)),
+    )
+    return app, stack
+
+
+def shadow_test_with_the_default_function_left_as_it_is() -> cdk.App:
+    app, stack = app_with_a_shadow_test()
+    function = stack.node.find_child(StopperFunction.DEFAULT_ID)
+    for option, rules in FIXED_BY_OPTION.items():
+        for rule in rules:
+            reason = f"Accepted for this stack; StopperFunction({option}=...) would fix it"
+            cdk.Validations.of(function).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
+    return app
+
+
+def guarded_promotion_with_a_rollback() -> cdk.App:
+    """A guard of the app's and an imported alarm, a bake and a rollback to a configuration whose name is a token."""
+    app, stack = app_with_stoppers(0)
+    endpoint = sagemaker.CfnEndpoint(stack, "Endpoint", endpoint_config_name="shadow-test-config")
+    config = sagemaker.CfnEndpointConfig(stack, "Config", production_variants=[])
+    experiment = sagemaker.CfnInferenceExperiment(
+        stack,
+        "Experiment",
+        name="shadow-test",
+        type="ShadowMode",
+        role_arn="arn:aws:iam::123456789012:role/experiment",
+        endpoint_name=endpoint.attr_endpoint_name,
+        model_variants=[
+            sagemaker.CfnInferenceExperiment.ModelVariantConfigProperty(
+                model_name=f"model-{variant}",
+                variant_name=variant,
+                infrastructure_config=sagemaker.CfnInferenceExperiment.ModelInfrastructureConfigProperty(
+                    infrastructure_type="RealTimeInference",
+                    real_time_inference_config=sagemaker.CfnInferenceExperiment.RealTimeInferenceConfigProperty(
+                        instance_type="ml.m5.xlarge", instance_count=1
+                    ),
+                ),
+            )
+            for variant in ("production", "shadow")
+        ],
+    )
+    metric = cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="ModelLatency", statistic="p99")
+    InferenceExperimentStopper(
+        stack,
+        "Stopper",
+        experiment=experiment,
+        model_variant_actions={"shadow": "Promote", "production": "Remove"},
+        promotion_guard=PromotionGuard(
+            alarms=[
+                cloudwatch.Alarm(stack, "Latency", metric=metric, threshold=50_000, evaluation_periods=3),
+                cloudwatch.Alarm.from_alarm_name(stack, "Business", "orders-per-minute"),
+            ],
+            bake=cdk.Duration.minutes(10),
+            roll_back_to=config,
+        ),
+    )
+    function = stack.node.find_child(StopperFunction.DEFAULT_ID)
+    for option, rules in FIXED_BY_OPTION.items():
+        for rule in rules:
+            reason = f"Accepted for this stack; StopperFunction({option}=...) would fix it"
+            cdk.Validations.of(function).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
+    # The user's own endpoint configuration and alarm, not the construct's: acknowledged as their owner would.
+    for construct, rules in (
+        (config, ["SageMakerEndpointConfigurationKMSKeyConfigured"]),
+        (stack.node.find_child("Latency"), ["CloudWatchAlarmAction"]),
+    ):
+        for rule in rules:
+            for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"):
+                reason = "The app's own resource, outside the construct, in a test stack"
+                cdk.Validations.of(construct).acknowledge(
+                    cdk.Acknowledgment(id=f"{pack}::{pack}-{rule}", reason=reason)
+                )
+    return app
+
+
+COMPLIANCE = {
+    "guarded-rollback": guarded_promotion_with_a_rollback,
+    "default-function": default_function_left_as_it_is,
+    "configured-function": configured_function,
+    "shadow-test": shadow_test_with_the_default_function_left_as_it_is,
+}
 
 
 @pytest.mark.parametrize("make_app", COMPLIANCE.values(), ids=COMPLIANCE.keys())
@@ -154,6 +260,7 @@ LINTED = {
     "example-app": example_app,
     "1-stopper": lambda: app_with_stoppers(1),
     "50-stoppers": lambda: app_with_stoppers(50),
+    "shadow-test": app_with_a_shadow_test,
 }
 
 

@@ -3,6 +3,7 @@
 from inference_experiment_stopper._function import StopperFunction
 from inference_experiment_stopper.guard import GuardFailure, PromotionGuard
 from inference_experiment_stopper.props import DesiredState, ModelVariantAction, ModelVariantConfig
+from inference_experiment_stopper.shadow_test import ShadowTest, ShadowTestDataCapture, ShadowTestEnd, ShadowTestVariant
 from inference_experiment_stopper.stopper import InferenceExperimentStopper
 
 __all__ = [
@@ -12,5 +13,9 @@ __all__ = [
     "ModelVariantAction",
     "ModelVariantConfig",
     "PromotionGuard",
+    "ShadowTest",
+    "ShadowTestDataCapture",
+    "ShadowTestEnd",
+    "ShadowTestVariant",
     "StopperFunction",
 ]

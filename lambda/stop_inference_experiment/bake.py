@@ -99,9 +99,11 @@ def _fired(watch: Watch, bake: Bake, alarm: str) -> None:
         watch.sagemaker.update_endpoint(EndpointName=watch.endpoint, EndpointConfigName=config)
     except ClientError as error:
         watch.announce(f"Failed: alarm {alarm} fired during the bake", "the rollback could not be started")
+        # SageMaker's reason first: CloudFormation shows 255 characters of the reason.
+        why = failure(error, "sagemaker:UpdateEndpoint", watch.endpoint)
         raise StopFailed(
-            f"Alarm {alarm} went to ALARM during the bake of {watch.experiment}'s promotion, and rolling "
-            f"{watch.endpoint} back to {config} failed: {failure(error, 'sagemaker:UpdateEndpoint', watch.endpoint)}"
+            f"Rolling {watch.endpoint} back to {config} failed ({why}) after alarm {alarm} went to ALARM during the "
+            f"bake of {watch.experiment}'s promotion"
         ) from error
     bake.rolling_back = alarm
 
@@ -130,7 +132,7 @@ def _rollback_done(watch: Watch, bake: Bake) -> bool:
         why = endpoint.get("FailureReason") or "SageMaker gave no reason"
         watch.announce(f"Failed: alarm {alarm} fired during the bake", "the rollback failed")
         raise StopFailed(
-            f"Alarm {alarm} went to ALARM during the bake of {watch.experiment}'s promotion, and rolling "
-            f"{watch.endpoint} back to {config} failed: {status}: {why}"
+            f"Rolling {watch.endpoint} back to {config} failed ({status}: {why}) after alarm {alarm} went to ALARM "
+            f"during the bake of {watch.experiment}'s promotion"
         )
     return False
