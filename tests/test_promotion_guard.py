@@ -101,7 +101,7 @@ def test_a_guard_of_alarms_alone_bakes_and_rolls_back_and_reaches_the_function_a
     written = stack.resolve(resource["Properties"]["PromotionGuard"])
     refs = [alarm.get("Ref", "") for alarm in written.pop("Alarms")]
     assert [ref[: -len("9790B57A")] for ref in refs] == ["shadowlatency", "shadowerrors"]  # the alarms' names (Ref)
-    assert written.pop("RollBackTo") == {"Fn::GetAtt": ["Config", "EndpointConfigName"]}
+    assert written.pop("RollBackTo") == "shadow-test-config"  # named in the app: the name itself
     assert written == {
         "LatencyStatistic": "Average",
         "MinInvocations": 1000,
@@ -110,6 +110,7 @@ def test_a_guard_of_alarms_alone_bakes_and_rolls_back_and_reaches_the_function_a
         "BakeSeconds": 600,
     }
     written.update(Alarms=["shadow-latency", "shadow-errors"], RollBackTo="shadow-test-config")  # as deployed
+    assert not any(statement.get("Resource") == "*" for statement in statements(template))
     # The function reads the same property (as CloudFormation sends it: strings) into the same guard.
     event_properties = load_event("Update")["ResourceProperties"]
     event_properties.update({"PromotionGuard": written, "CompletionTimeoutSeconds": "1800"})
@@ -285,3 +286,24 @@ def test_the_function_refuses_a_bake_that_does_not_fit_exactly_as_synth_does() -
     with pytest.raises(properties.InvalidProperties, match=r"BakeSeconds \(400 s\) must be at most half of the"):
         properties.parse(event_properties, frozenset({"ml.m5.xlarge"}))
     assert rules.bake_problem(300, 600) is None
+
+
+def test_a_configuration_cloudformation_names_is_rolled_back_to_by_its_token_on_endpoint_config_star() -> None:
+    stack = new_stack()
+    config = sagemaker.CfnEndpointConfig(stack, "Config", production_variants=[])
+    guard = PromotionGuard(alarms=[alarm_in(stack, "a")], bake=cdk.Duration.minutes(10), roll_back_to=config)
+    template = guarded(stack, guard)
+
+    [resource] = template.find_resources("Custom::InferenceExperimentStop").values()
+    assert resource["Properties"]["PromotionGuard"]["RollBackTo"] == {"Fn::GetAtt": ["Config", "EndpointConfigName"]}
+    [rollback] = [
+        s for s in statements(template) if s["Action"] == ["sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint"]
+    ]
+    assert str(stack.resolve(rollback["Resource"])).count("endpoint-config/*") == 1
+
+
+def test_fails_when_an_alarm_name_is_one_cloudwatch_refuses() -> None:
+    stack = new_stack()
+    guard = PromotionGuard(alarms=[cloudwatch.Alarm.from_alarm_name(stack, "A", "x" * 300)])
+    with pytest.raises(ValueError, match=r"^promotion_guard.alarms\[0\] must be named with 1-255 printable characters"):
+        guarded(stack, guard)

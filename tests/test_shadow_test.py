@@ -16,6 +16,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk.assertions import Annotations, Match, Template
+from cdk_nag import AwsSolutionsChecks
 from inference_experiment_stopper import (
     DesiredState,
     PromotionGuard,
@@ -314,7 +315,12 @@ def test_the_role_may_run_the_test_on_this_endpoint_and_these_models_only() -> N
             "Resource": sagemaker_arn("endpoint/my-endpoint"),  # SageMaker writes endpoint ARNs in lower case
         },
         {
-            "Action": ["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig"],
+            # UpdateEndpoint is authorized on the configuration the endpoint moves to as well.
+            "Action": [
+                "sagemaker:CreateEndpointConfig",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:UpdateEndpoint",
+            ],
             "Effect": "Allow",
             "Resource": sagemaker_arn("endpoint-config/*"),
         },
@@ -641,8 +647,8 @@ ERRORS = [
         id="promoted-instance-type",
     ),
     pytest.param(
-        {"on_end": ShadowTestEnd.promote(instance_count=-1)},
-        "on_end.instance_count must be a whole number from 0 to 999,999,999; got -1",
+        {"on_end": ShadowTestEnd.promote(instance_count=0)},
+        "on_end.instance_count must be at least 1: the promoted variant replaces production; got 0",
         id="promoted-instance-count",
     ),
     pytest.param(
@@ -684,3 +690,49 @@ def test_the_readme_repeats_every_reason_the_shadow_test_acknowledges_with() -> 
     readme = " ".join(README.read_text().split())
     for reason in ACKNOWLEDGED.values():
         assert reason in readme
+
+
+def test_a_refused_end_leaves_nothing_behind_and_a_corrected_one_may_follow() -> None:
+    stack = new_stack()
+    test = ShadowTest(stack, "Test", **props())
+
+    with pytest.raises(ValueError, match="max_error_rate must be a number from 0 to 1"):
+        test.end_with(ShadowTestEnd.promote(guard=PromotionGuard(max_error_rate=5)))
+    stopper = test.end_with(ShadowTestEnd.promote())
+
+    assert test.stopper is stopper
+
+
+def test_an_env_stack_is_clean_under_aws_solutions_too() -> None:
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    stack = cdk.Stack(app, "S", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    ShadowTest(stack, "Test", on_end=ShadowTestEnd.promote(), **props())
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+    app.synth()  # the acknowledgements name the account and region as cdk-nag does
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"role": "arn:aws:iam::123456789012:role/x"}, "role must be an aws_iam.IRole"),
+        (
+            {"data_capture": ShadowTestDataCapture(bucket="my-bucket", prefix="p")},  # type: ignore[arg-type]
+            "data_capture.bucket must be an aws_s3.IBucket",
+        ),
+        ({"data_capture": "capture-prefix-*"}, "data_capture must be a ShadowTestDataCapture"),
+    ],
+    ids=["role-a-string", "bucket-a-string", "capture-a-string"],
+)
+def test_fails_when_a_resource_prop_is_not_one(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        ShadowTest(new_stack(), "Test", **props(**change))
+
+
+def test_fails_when_the_capture_prefix_would_widen_what_the_role_may_write() -> None:
+    stack = new_stack()
+    bucket = s3.Bucket.from_bucket_name(stack, "B", "my-bucket")
+    with pytest.raises(
+        ValueError, match=r"^data_capture.prefix must be at most 443 printable characters without \* or \?"
+    ):
+        ShadowTest(stack, "Test", data_capture=ShadowTestDataCapture(bucket=bucket, prefix="a/*/b"), **props())

@@ -306,8 +306,7 @@ class StopperFunction(Construct):
                 arn = stack.format_arn(service="sagemaker", resource=resource, resource_name="*")
                 Validations.of(policy).acknowledge(
                     Acknowledgment(
-                        id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:"
-                        f"<AWS::AccountId>:{resource}/*]",
+                        id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{as_cdk_nag_shows(stack.resolve(arn))}]",
                         reason=ACKNOWLEDGED["AwsSolutions-IAM5-Endpoint"],
                     )
                 )
@@ -389,3 +388,17 @@ class StopperFunction(Construct):
         self._room -= size
         self._allowed[arn] = self._policies[-1]
         return self._policies[-1]
+
+
+def as_cdk_nag_shows(value: object) -> str:
+    """A resolved value as cdk-nag names it in a finding: references as <Id>, attributes as <Id.Attribute>."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(as_cdk_nag_shows(part) for part in parts)
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    return str(value)

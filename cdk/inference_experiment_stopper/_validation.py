@@ -303,6 +303,14 @@ def _check_alarms(alarms: object) -> None:
     for index, alarm in enumerate(alarms):
         if not (hasattr(alarm, "alarm_name") and hasattr(alarm, "alarm_arn")):
             raise ValueError(f"promotion_guard.alarms[{index}] must be a CloudWatch alarm (IAlarm); got {alarm!r}")
+        name = alarm.alarm_name
+        problem = None if unresolved(name) else rules.alarm_names_problem([name])
+        if problem:
+            shown = f"{name[:40]!r}..." if isinstance(name, str) and len(name) > 40 else repr(name)
+            raise ValueError(
+                f"promotion_guard.alarms[{index}] must be named with 1-{rules.MAX_ALARM_NAME} printable characters, "
+                f"as CloudWatch names alarms; got {shown}"
+            )
 
 
 def _check_roll_back_to(config: object) -> None:

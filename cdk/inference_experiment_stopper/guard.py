@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_sagemaker as sagemaker
 
@@ -92,6 +92,10 @@ class PromotionGuard:
     def roll_back_to_name(self) -> str | None:
         """The name of the endpoint configuration to roll back to (a token for a CfnEndpointConfig)."""
         if isinstance(self.roll_back_to, sagemaker.CfnEndpointConfig):
+            # A configuration named in the app is named in IAM by that name; one CloudFormation names, by a token.
+            name = self.roll_back_to.endpoint_config_name
+            if isinstance(name, str) and not Token.is_unresolved(name):
+                return name
             return self.roll_back_to.attr_endpoint_config_name
         return self.roll_back_to
 

@@ -24,7 +24,7 @@ from constructs import Construct, IConstruct
 
 from inference_experiment_stopper import _validation as check
 from inference_experiment_stopper._asset import load_handler_module
-from inference_experiment_stopper._function import StopperFunction
+from inference_experiment_stopper._function import StopperFunction, as_cdk_nag_shows
 from inference_experiment_stopper.guard import PromotionGuard
 from inference_experiment_stopper.props import DesiredState, ModelVariantAction, ModelVariantConfig
 from inference_experiment_stopper.stopper import InferenceExperimentStopper
@@ -235,6 +235,10 @@ class ShadowTest(Construct):
             raise ValueError(f"function must be a StopperFunction; got {function!r}")
         if data_capture is not None and not isinstance(data_capture, ShadowTestDataCapture):
             raise ValueError(f"data_capture must be a ShadowTestDataCapture; got {data_capture!r}")
+        if data_capture is not None:
+            _check_capture(data_capture)
+        if role is not None and not hasattr(role, "role_arn"):
+            raise ValueError(f"role must be an aws_iam.IRole (e.g. iam.Role.from_role_arn(...)); got {role!r}")
         capture_prefix = None if data_capture is None else _capture_prefix(data_capture.prefix)
 
         policy = None
@@ -414,15 +418,21 @@ class ShadowTest(Construct):
         """What SageMaker needs to run the test, in a customer-managed policy (no inline policy), and why."""
         stack = Stack.of(self)
         variants = [self._production, self._shadow]
+        any_config = stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")
         statements = [
             # "Manage SageMaker Inference endpoints for model deployment" (CreateInferenceExperiment's RoleArn): an
             # endpoint changes only to a new endpoint configuration (CreateEndpoint's API reference).
             iam.PolicyStatement(
                 actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"], resources=[endpoint_arn]
             ),
+            # UpdateEndpoint is authorized on the endpoint configuration it moves the endpoint to as well.
             iam.PolicyStatement(
-                actions=["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig"],
-                resources=[stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")],
+                actions=[
+                    "sagemaker:CreateEndpointConfig",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:UpdateEndpoint",
+                ],
+                resources=[any_config],
             ),
             iam.PolicyStatement(
                 actions=["sagemaker:DescribeModel"],
@@ -460,13 +470,14 @@ class ShadowTest(Construct):
             statements=statements,
             roles=[role],
         )
-        any_config = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:endpoint-config/*"
-        reasons = [(f"Resource::{any_config}", "endpoint-config")]
+        # As cdk-nag names the resource: pseudo parameters where the stack has no env, its account and region where
+        # it has one.
+        reasons = [(f"Resource::{as_cdk_nag_shows(stack.resolve(any_config))}", "endpoint-config")]
         if repositories:
             reasons.append(("Resource::*", "ecr-token"))
         if data_capture is not None:
             objects = data_capture.bucket.arn_for_objects(f"{capture_prefix}/*")
-            reasons.append((f"Resource::{_as_cdk_nag_shows(stack.resolve(objects))}", "data-capture"))
+            reasons.append((f"Resource::{as_cdk_nag_shows(stack.resolve(objects))}", "data-capture"))
         for finding, why in reasons:
             Validations.of(policy).acknowledge(
                 Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason=ACKNOWLEDGED[why])
@@ -484,20 +495,24 @@ class ShadowTest(Construct):
                 "one way, so give on_end or call end_with, once"
             )
         actions, desired = self._declaration(end)
-        self._stopper = InferenceExperimentStopper(
-            self,
-            "Stopper",
-            experiment=self.experiment,
-            model_variant_actions=actions,
-            desired_model_variants=desired,
-            desired_state=end.desired_state,
-            reason=end.reason,
-            promotion_guard=end.guard,
-            stop_on_update=self._stop_on_update,
-            stop_on_delete=self._stop_on_delete,
-            completion_timeout=self._completion_timeout,
-            function=self._function,
-        )
+        try:
+            self._stopper = InferenceExperimentStopper(
+                self,
+                "Stopper",
+                experiment=self.experiment,
+                model_variant_actions=actions,
+                desired_model_variants=desired,
+                desired_state=end.desired_state,
+                reason=end.reason,
+                promotion_guard=end.guard,
+                stop_on_update=self._stop_on_update,
+                stop_on_delete=self._stop_on_delete,
+                completion_timeout=self._completion_timeout,
+                function=self._function,
+            )
+        except ValueError:
+            self.node.try_remove_child("Stopper")  # a refused end leaves nothing behind: a corrected one may follow
+            raise
         self._end = end
         return self._stopper
 
@@ -512,7 +527,8 @@ class ShadowTest(Construct):
                 problem = (
                     "must be an int"
                     if isinstance(count, bool) or not isinstance(count, int)
-                    else rules.instance_count_problem(count)
+                    else (None if count >= 1 else "must be at least 1: the promoted variant replaces production")
+                    or rules.instance_count_problem(count)
                 )
                 if problem:
                     raise ValueError(f"on_end.instance_count {problem}; got {count!r}")
@@ -715,20 +731,6 @@ def _endpoint(scope: Construct, endpoint: object) -> tuple[str, str]:
     return endpoint, arn
 
 
-def _as_cdk_nag_shows(value: object) -> str:
-    """A resolved value as cdk-nag names it in a finding: references as <Id> and attributes as <Id.Attribute>."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return str(separator).join(_as_cdk_nag_shows(part) for part in parts)
-    if isinstance(value, dict) and "Ref" in value:
-        return f"<{value['Ref']}>"
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
-        return f"<{'.'.join(value['Fn::GetAtt'])}>"
-    return str(value)
-
-
 def _check_sampling(value: object) -> None:
     if check.unresolved(value):
         return
@@ -736,9 +738,28 @@ def _check_sampling(value: object) -> None:
         raise ValueError(f"sampling_percentage must be a whole number from 1 to 100; got {value!r}")
 
 
+# DataStorageConfig.Destination is at most 512 characters: "s3://" + bucket (at most 63) + "/" + the prefix.
+MAX_CAPTURE_PREFIX = 512 - len("s3://") - 63 - 1
+
+
 def _capture_prefix(prefix: object) -> str:
     if not isinstance(prefix, str) or not prefix.strip("/"):
         raise ValueError(
             f"data_capture.prefix must name a folder in the bucket, e.g. 'shadow-tests/my-test'; got {prefix!r}"
         )
+    if len(prefix) > MAX_CAPTURE_PREFIX or any(character in prefix for character in "*?") or not prefix.isprintable():
+        raise ValueError(
+            f"data_capture.prefix must be at most {MAX_CAPTURE_PREFIX} printable characters without * or ? (it "
+            f"becomes the one place in the bucket the role may write); got {prefix[:60]!r}"
+        )
     return prefix.strip("/")
+
+
+def _check_capture(capture: ShadowTestDataCapture) -> None:
+    if not hasattr(capture.bucket, "arn_for_objects"):
+        raise ValueError(
+            "data_capture.bucket must be an aws_s3.IBucket (e.g. s3.Bucket.from_bucket_name(...)); "
+            f"got {capture.bucket!r}"
+        )
+    if capture.kms_key is not None and not hasattr(capture.kms_key, "key_arn"):
+        raise ValueError(f"data_capture.kms_key must be an aws_kms.IKey; got {capture.kms_key!r}")

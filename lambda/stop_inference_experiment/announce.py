@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 if TYPE_CHECKING:
     from metrics import Verdict
     from mypy_boto3_events.client import EventBridgeClient
@@ -81,11 +79,11 @@ def announce(
             Entries=[{"Source": SOURCE, "DetailType": DETAIL_TYPE, "Detail": json.dumps(detail, default=str)}]
         )
         if answer.get("FailedEntryCount"):
-            entry = answer["Entries"][0]
+            entry = (answer.get("Entries") or [{}])[0]
             logger.warning(
                 "The decision was not put on the default event bus: %s %s",
                 entry.get("ErrorCode"),
                 entry.get("ErrorMessage"),
             )
-    except (ClientError, BotoCoreError) as error:
+    except Exception as error:  # noqa: BLE001 (whatever the put does, it never changes the answer)
         logger.warning("The decision was not put on the default event bus (%s); the answer is unchanged", error)

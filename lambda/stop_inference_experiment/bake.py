@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from aws import failure, transient
 from botocore.exceptions import BotoCoreError, ClientError
-from evidence import alarm_states
+from evidence import alarm_details
 from outcomes import StopFailed
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SERVING = "InService"
+# Looks at the alarms more than this far apart leave a gap in which an alarm could have gone to ALARM and back
+# unseen (a throttled read, a slow hand-on, a second delivery that starts watching late): an alarm that changed
+# state in such a gap leaves the bake unproven.
+BLIND_SECONDS = 60.0
 ENDPOINT_FAILED = frozenset({"Failed", "UpdateRollbackFailed"})
 
 
@@ -37,6 +41,7 @@ class Bake:
 
     until: float
     rolling_back: str = ""
+    looked: float | None = None  # the last look at the alarms that read them all (None: none yet)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class Watch:
     guard: Guard
     experiment: str
     endpoint: str
+    config: str  # the endpoint configuration the experiment's endpoint serves now
     cloudwatch: CloudWatchClient | None
     sagemaker: SageMakerClient
     announce: Callable[[str, str], None]  # (decision, action)
@@ -59,25 +65,42 @@ def step(watch: Watch, bake: Bake, now: float) -> bool:
     """
     if bake.rolling_back:
         return _rollback_done(watch, bake)
+    if watch.guard.roll_back_to is not None and watch.config == watch.guard.roll_back_to:
+        # An earlier delivery of this event baked, saw an alarm fire and rolled the endpoint back: answer as it did.
+        watch.announce("RolledBack: by an earlier delivery", f"the endpoint serves {watch.config} again")
+        raise StopFailed(
+            f"RolledBack: the endpoint {watch.endpoint} serves {watch.config} again: an earlier delivery of this event "
+            f"rolled {watch.experiment}'s promotion back after an alarm fired during its bake"
+        )
     if watch.cloudwatch is None:
         raise StopFailed("No CloudWatch client to watch the bake's alarms with")
     try:
-        states = alarm_states(watch.cloudwatch, watch.guard.alarms)
+        details = alarm_details(watch.cloudwatch, watch.guard.alarms)
     except StopFailed as error:
         if isinstance(error.__cause__, ClientError | BotoCoreError) and transient(error.__cause__):
             logger.warning("The bake's alarms could not be read (%s); still baking", error)
             return False
         raise
-    fired = [name for name in watch.guard.alarms if states.get(name) == "ALARM"]
+    fired = [name for name in watch.guard.alarms if details.get(name, ("", None))[0] == "ALARM"]
     if fired:
         _fired(watch, bake, fired[0])
         return False
-    gone = [name for name in watch.guard.alarms if name not in states]
+    gone = [name for name in watch.guard.alarms if name not in details]
     if gone:
         raise StopFailed(
             f"Alarm {gone[0]} was not found during the bake of {watch.experiment}'s promotion: the bake could not "
             f"watch it, so the promotion is not shown safe; the endpoint {watch.endpoint} serves the promoted model"
         )
+    if bake.looked is not None and now - bake.looked > BLIND_SECONDS:
+        for name in watch.guard.alarms:
+            changed = details[name][1]
+            if changed is None or changed > bake.looked:
+                raise StopFailed(
+                    f"Alarm {name} changed state during the bake of {watch.experiment}'s promotion while its alarms "
+                    f"could not be watched ({now - bake.looked:.0f} s without a look): the promotion is not shown "
+                    f"safe; the endpoint {watch.endpoint} serves the promoted model"
+                )
+    bake.looked = now
     return now >= bake.until
 
 
@@ -97,13 +120,18 @@ def _fired(watch: Watch, bake: Bake, alarm: str) -> None:
     logger.warning("Alarm %s fired during the bake: rolling %s back to %s", alarm, watch.endpoint, config)
     try:
         watch.sagemaker.update_endpoint(EndpointName=watch.endpoint, EndpointConfigName=config)
+    except BotoCoreError as error:
+        # No answer (a timeout, a broken connection): the update may be under way. Watch the endpoint: it serves
+        # `config` once the rollback is done, and the deadline ends the wait if it never began.
+        logger.warning("UpdateEndpoint of %s got no answer (%s); watching the endpoint", watch.endpoint, error)
     except ClientError as error:
         watch.announce(f"Failed: alarm {alarm} fired during the bake", "the rollback could not be started")
         # SageMaker's reason first: CloudFormation shows 255 characters of the reason.
         why = failure(error, "sagemaker:UpdateEndpoint", watch.endpoint)
+        # The alarm and SageMaker's reason first: CloudFormation shows 255 characters of the reason.
         raise StopFailed(
-            f"Rolling {watch.endpoint} back to {config} failed ({why}) after alarm {alarm} went to ALARM during the "
-            f"bake of {watch.experiment}'s promotion"
+            f"Rollback after alarm {alarm} fired during the bake failed: {why} (endpoint {watch.endpoint}, "
+            f"configuration {config}, experiment {watch.experiment})"
         ) from error
     bake.rolling_back = alarm
 
@@ -117,6 +145,8 @@ def _rollback_done(watch: Watch, bake: Bake) -> bool:
     config, alarm = watch.guard.roll_back_to, bake.rolling_back
     try:
         endpoint = watch.sagemaker.describe_endpoint(EndpointName=watch.endpoint)
+    except BotoCoreError:
+        return False  # no connection, a timeout: the rollback goes on, look again
     except ClientError as error:
         if transient(error):
             return False
@@ -132,7 +162,7 @@ def _rollback_done(watch: Watch, bake: Bake) -> bool:
         why = endpoint.get("FailureReason") or "SageMaker gave no reason"
         watch.announce(f"Failed: alarm {alarm} fired during the bake", "the rollback failed")
         raise StopFailed(
-            f"Rolling {watch.endpoint} back to {config} failed ({status}: {why}) after alarm {alarm} went to ALARM "
-            f"during the bake of {watch.experiment}'s promotion"
+            f"Rollback after alarm {alarm} fired during the bake failed: {status}: {why} (endpoint {watch.endpoint}, "
+            f"configuration {config}, experiment {watch.experiment})"
         )
     return False

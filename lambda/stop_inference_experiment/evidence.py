@@ -131,7 +131,16 @@ def alarm_states(cloudwatch: CloudWatchClient, names: tuple[str, ...]) -> dict[s
     Raises:
         StopFailed: where the alarms could not be read.
     """
-    states: dict[str, str] = {}
+    return {name: state for name, (state, _) in alarm_details(cloudwatch, names).items()}
+
+
+def alarm_details(cloudwatch: CloudWatchClient, names: tuple[str, ...]) -> dict[str, tuple[str, float | None]]:
+    """Each alarm's state and when it last changed (epoch seconds, None where not reported); absent if not found.
+
+    Raises:
+        StopFailed: where the alarms could not be read.
+    """
+    states: dict[str, tuple[str, float | None]] = {}
     request: dict[str, Any] = {
         "AlarmNames": list(names),
         "AlarmTypes": ["CompositeAlarm", "MetricAlarm"],
@@ -141,7 +150,11 @@ def alarm_states(cloudwatch: CloudWatchClient, names: tuple[str, ...]) -> dict[s
         for _ in range(MAX_PAGES):
             page = cloudwatch.describe_alarms(**request)
             for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
-                states[str(alarm.get("AlarmName"))] = str(alarm.get("StateValue"))
+                updated = alarm.get("StateUpdatedTimestamp")
+                states[str(alarm.get("AlarmName"))] = (
+                    str(alarm.get("StateValue")),
+                    updated.timestamp() if updated is not None else None,
+                )
             if not page.get("NextToken"):
                 break
             request["NextToken"] = page["NextToken"]

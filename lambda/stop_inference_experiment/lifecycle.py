@@ -460,6 +460,7 @@ class _Wait:
     def __init__(self, run: Run, experiment: Experiment) -> None:
         self.run, self.experiment = run, experiment
         self.stop_sent = run.continuation.stop_sent if run.continuation else False
+        self.sent_here = self.stop_sent  # the stop was sent by this delivery's chain (not recognised afterwards)
         self.decision = run.continuation.decision if run.continuation else ""
         self.baking = _bake_of(run.continuation)
         self.first_look = run.continuation is None
@@ -481,6 +482,11 @@ class _Wait:
     def _look(self) -> None:
         """One look at the experiment (or the bake): answer, stop, or wait a while."""
         run, experiment = self.run, self.experiment
+        if self.baking is not None:
+            # The link that began the bake saw the experiment end as declared: watch the alarms (or the rollback).
+            self._bake()
+            self._wait()
+            return
         if not self.stop_sent and experiment["Status"] in {"Stopping", *ending.STOPPED}:
             # A stop this run did not send: an earlier delivery of this event's own, or someone else's.
             own = _own_stop(run, experiment)
@@ -513,7 +519,7 @@ class _Wait:
         if not _bakes(run, self.decision):
             raise self._answer(self.experiment)
         if self.baking is None:
-            self.baking = bake.Bake(clock.time() + (run.declaration.guard.bake_seconds or 0))  # type: ignore[union-attr]
+            self.baking = _bake_start(run, self.experiment, own=self.sent_here)
             logger.info("%s serves the promotion: watching its alarms until %.0f", run.name, self.baking.until)
         if bake.step(_watch(run, self.experiment), self.baking, clock.time()):
             logger.info("The bake of %s's promotion passed: no alarm fired", run.name)
@@ -523,7 +529,7 @@ class _Wait:
         run = self.run
         conflict, decided = _stop_once(run, self.experiment, first_look=self.first_look)
         if conflict is None:
-            self.stop_sent, self.decision = True, decided
+            self.stop_sent, self.sent_here, self.decision = True, True, decided
         # After an accepted stop, an experiment that cannot be read is still being stopped: wait on.
         described = _describe_during(run, last=self.experiment if conflict is None else None)
         if described is None:
@@ -538,7 +544,9 @@ class _Wait:
         now = clock.time()
         if now >= run.timing.deadline:
             if self.baking is not None:
-                raise StopFailed(_unbaked(run, self.baking))
+                unbaked = _unbaked(run, self.baking)
+                _announce(run, f"Failed: {unbaked}", "the bake did not finish by the deadline", None, None)
+                raise StopFailed(unbaked)
             raise _Done(replace(_timed_out(run, self.experiment, stop_sent=self.stop_sent), decision=self.decision))
         delay = min(self.poller.delay(now), run.timing.deadline - now)
         # Hand on only a wait that outlasts this run: one whose deadline falls within it is answered here.
@@ -568,6 +576,7 @@ class _Wait:
             run.timing.sent,
             baking.until if baking else None,
             baking.rolling_back if baking else "",
+            baking.looked if baking else None,
         )
         services = run.services
         hand_on(
@@ -585,7 +594,18 @@ def _bakes(run: Run, decision: str) -> bool:
 def _bake_of(continuation: Continuation | None) -> bake.Bake | None:
     if continuation is None or continuation.bake_until is None:
         return None
-    return bake.Bake(continuation.bake_until, continuation.rolling_back)
+    return bake.Bake(continuation.bake_until, continuation.rolling_back, continuation.bake_looked)
+
+
+def _bake_start(run: Run, experiment: Experiment, *, own: bool) -> bake.Bake:
+    """A bake from now, for this delivery's own promotion. A second delivery, which found the promotion done,
+    bakes from when the experiment completed, and did not see the alarms since: any change since then leaves the
+    bake unproven, as it may have been the first delivery's failed bake."""
+    seconds = run.declaration.guard.bake_seconds or 0  # type: ignore[union-attr]
+    completed = experiment.get("CompletionTime")
+    if own or completed is None:
+        return bake.Bake(run.services.clock.time() + seconds)
+    return bake.Bake(completed.timestamp() + seconds, looked=completed.timestamp())
 
 
 def _watch(run: Run, experiment: Experiment) -> bake.Watch:
@@ -595,6 +615,7 @@ def _watch(run: Run, experiment: Experiment) -> bake.Watch:
         guard,
         run.name,
         experiment["EndpointMetadata"]["EndpointName"],
+        experiment["EndpointMetadata"].get("EndpointConfigName", ""),
         run.services.cloudwatch,
         run.services.sagemaker,
         lambda decision, action: _announce(run, decision, action, None, None),

@@ -88,7 +88,9 @@ def merged(pages: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]
         for result in page:
             entry = results.setdefault(str(result["Id"]), {"Id": result["Id"], "Values": []})
             entry["Values"] = [*entry["Values"], *result.get("Values", [])]
-            entry["StatusCode"] = result.get("StatusCode")
+            # PartialData only says more pages follow; an error on any page leaves the figure incomplete.
+            if entry.get("StatusCode") in (None, "Complete", "PartialData"):
+                entry["StatusCode"] = result.get("StatusCode")
     return list(results.values())
 
 

@@ -53,6 +53,7 @@ class Continuation:
     sent: float | None = None
     bake_until: float | None = None  # a promotion's bake under way: until when
     rolling_back: str = ""  # the alarm that fired during the bake, once the rollback was started
+    bake_looked: float | None = None  # the bake's last look at its alarms
 
     def record(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -66,6 +67,8 @@ class Continuation:
         if self.bake_until is not None:
             record["BakeUntil"] = self.bake_until
             record["RollingBack"] = self.rolling_back
+            if self.bake_looked is not None:
+                record["BakeLooked"] = self.bake_looked
         return record
 
     @property
@@ -87,6 +90,7 @@ class Continuation:
         deadline, stop_sent, link = given.get("Deadline"), given.get("StopSent"), given.get("Link")
         decision, sent = given.get("Decision", "") if given else None, given.get("Sent")
         bake_until, rolling_back = given.get("BakeUntil"), given.get("RollingBack", "")
+        bake_looked = given.get("BakeLooked")
         if not (
             _number(deadline)
             and isinstance(stop_sent, bool)
@@ -96,6 +100,7 @@ class Continuation:
             and (sent is None or _number(sent))
             and (bake_until is None or _number(bake_until))
             and isinstance(rolling_back, str)
+            and (bake_looked is None or _number(bake_looked))
         ):
             raise StopFailed(f"The event's {CONTINUATION} is malformed ({quote(record)}): nothing was stopped")
         return cls(
@@ -106,6 +111,7 @@ class Continuation:
             None if sent is None else float(sent),
             None if bake_until is None else float(bake_until),
             rolling_back,
+            None if bake_looked is None else float(bake_looked),
         )
 
 
