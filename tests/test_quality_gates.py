@@ -80,14 +80,19 @@ def test_cdk_nag_aws_solutions_finds_nothing_unacknowledged(make_app: Any) -> No
     app.synth()  # raises ValidationFailed, listing them, on any unacknowledged finding
 
 
-def default_function_left_as_it_is() -> cdk.App:
-    """Stoppers on the default function, whose owner acknowledges what the options would fix, as a user would."""
-    app, stack = app_with_stoppers(2)
+def accept_what_the_options_fix(stack: cdk.Stack) -> None:
+    """Acknowledge on the stack's default function what a StopperFunction option would fix, as its owner would."""
     function = stack.node.find_child(StopperFunction.DEFAULT_ID)
     for option, rules in FIXED_BY_OPTION.items():
         for rule in rules:
             reason = f"Accepted for this stack; StopperFunction({option}=...) would fix it"
             cdk.Validations.of(function).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
+
+
+def default_function_left_as_it_is() -> cdk.App:
+    """Stoppers on the default function, whose owner acknowledges what the options would fix, as a user would."""
+    app, stack = app_with_stoppers(2)
+    accept_what_the_options_fix(stack)
     return app
 
 
@@ -143,11 +148,7 @@ def app_with_a_shadow_test() -> tuple[cdk.App, cdk.Stack]:
 
 def shadow_test_with_the_default_function_left_as_it_is() -> cdk.App:
     app, stack = app_with_a_shadow_test()
-    function = stack.node.find_child(StopperFunction.DEFAULT_ID)
-    for option, rules in FIXED_BY_OPTION.items():
-        for rule in rules:
-            reason = f"Accepted for this stack; StopperFunction({option}=...) would fix it"
-            cdk.Validations.of(function).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
+    accept_what_the_options_fix(stack)
     return app
 
 
@@ -192,11 +193,7 @@ def guarded_promotion_with_a_rollback() -> cdk.App:
             roll_back_to=config,
         ),
     )
-    function = stack.node.find_child(StopperFunction.DEFAULT_ID)
-    for option, rules in FIXED_BY_OPTION.items():
-        for rule in rules:
-            reason = f"Accepted for this stack; StopperFunction({option}=...) would fix it"
-            cdk.Validations.of(function).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
+    accept_what_the_options_fix(stack)
     # The user's own endpoint configuration and alarm, not the construct's: acknowledged as their owner would.
     for construct, rules in (
         (config, ["SageMakerEndpointConfigurationKMSKeyConfigured"]),
