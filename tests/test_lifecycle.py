@@ -69,9 +69,12 @@ class Call:
     raises: Exception | None = None  # botocore's own error (no answer from AWS), raised instead of calling
 
 
-def stacks(status: str) -> Call:
+def stacks(status: str, updated_at: float | None = None) -> Call:
+    """DescribeStacks of the event's stack; `updated_at` its LastUpdatedTime (where the stack was updated)."""
     stack: dict[str, Any] = {"StackName": "ShadowTestStack", "StackId": STACK_ID, "StackStatus": status}
     stack["CreationTime"] = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
+    if updated_at is not None:
+        stack["LastUpdatedTime"] = datetime.datetime.fromtimestamp(updated_at, datetime.UTC)
     return Call("cloudformation", "describe_stacks", {"StackName": STACK_ID}, {"Stacks": [stack]})
 
 
@@ -121,6 +124,10 @@ def stop(**changes: Any) -> Call:
     params = {**STOP, **changes}
     arn = ARN.replace(NAME, params["Name"])
     return Call("sagemaker", "stop_inference_experiment", params, {"InferenceExperimentArn": arn})
+
+
+def stop_refused(code: str, message: str) -> Call:
+    return Call("sagemaker", "stop_inference_experiment", STOP, error=(code, message))
 
 
 def hand_on_fails(code: str, message: str, retries: int = 0) -> Call:
@@ -438,6 +445,16 @@ CASES = [
         data_status="Completed",
         sleeps=[2.0, 3.0],
         id="update-running",
+    ),
+    Case(
+        ("Update/Delete", "Running"),
+        "Update",
+        # Its own update: X-Amz-Date is whole seconds, so the update may seem to begin up to 1 s after the event.
+        [stacks("UPDATE_IN_PROGRESS", updated_at=CLOCK_START + 0.8), *running_to_done("UPDATE_IN_PROGRESS")],
+        data_status="Completed",
+        sleeps=[2.0, 3.0],
+        sent_ago=0,
+        id="update-running-in-its-own-update",
     ),
     Case(
         ("Update/Delete", "Running"),
@@ -871,6 +888,30 @@ CASES = [
         edit=guarded(),
         id="metrics-throttled-after-retries",
     ),
+    # A copy of an event of an update that is over, delivered late (within its deadline) while the stack's next
+    # operation is under way: the status warrants a stop again, but LastUpdatedTime shows another operation.
+    Case(
+        ("Update/Delete", "the stack moved on before a postponed stop"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS", updated_at=CLOCK_START - 30),
+            describe("Running"),
+            stacks("UPDATE_IN_PROGRESS", updated_at=CLOCK_START - 30),
+        ],
+        status="FAILED",
+        reason="The stack began another operation after this Update was sent (its LastUpdatedTime is later): "
+        "inference experiment shadow-test was not stopped",
+        sent_ago=120,
+        id="update-copy-in-the-next-update",
+    ),
+    Case(
+        ("Update/Delete", "the stack moved on before a postponed stop"),
+        "Delete",
+        [stacks("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", updated_at=CLOCK_START - 30)],
+        logged="The stack began another operation after this Delete was sent",
+        sent_ago=120,
+        id="delete-copy-in-the-next-clean-up",
+    ),
     Case(
         ("Update", "Name changed"),
         "Update",
@@ -1214,6 +1255,17 @@ CASES = [
                     describe("Running"),
                     stacks("DELETE_IN_PROGRESS"),
                     stop(),
+                    describe_fails("ResourceNotFound", "not found"),
+                ],
+                None,
+            ),
+            (
+                "delete-vanishes-before-the-stop",
+                [
+                    stacks("DELETE_IN_PROGRESS"),
+                    describe("Running"),
+                    stacks("DELETE_IN_PROGRESS"),
+                    stop_refused("ResourceNotFound", "Inference experiment shadow-test does not exist"),
                     describe_fails("ResourceNotFound", "not found"),
                 ],
                 None,

@@ -10,7 +10,7 @@ import itertools
 import permission
 import pytest
 from outcomes import NoStop
-from permission import Timing
+from permission import StackState, Timing
 from waiting import Continuation, Poller
 
 SENT = 1_795_305_600.0  # 2026-11-22T00:00:00Z
@@ -81,7 +81,7 @@ def test_a_stack_that_does_not_warrant_the_stop_refuses_it(
     request_type: str, status: str | None, answers_failed: bool
 ) -> None:
     with pytest.raises(NoStop) as refused:
-        permission.check_stack(request_type, status, "e")
+        permission.check_stack(request_type, _state(status), "e")
 
     assert refused.value.answers_failed is answers_failed
 
@@ -95,7 +95,22 @@ def test_a_stack_that_does_not_warrant_the_stop_refuses_it(
     ],
 )
 def test_the_stack_states_that_warrant_a_stop(request_type: str, status: str) -> None:
-    permission.check_stack(request_type, status, "e")
+    permission.check_stack(request_type, _state(status), "e")
+
+
+@pytest.mark.parametrize(
+    ("request_type", "status"),
+    [("Update", "UPDATE_IN_PROGRESS"), ("Delete", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")],
+)
+def test_a_stack_that_began_another_operation_since_the_event_refuses_the_stop(request_type: str, status: str) -> None:
+    with pytest.raises(NoStop, match="began another operation after this") as refused:
+        permission.check_stack(request_type, StackState(status, later_operation=True), "e")
+
+    assert refused.value.answers_failed is (request_type == "Update")
+
+
+def _state(status: str | None) -> StackState | None:
+    return None if status is None else StackState(status, later_operation=False)
 
 
 def test_polls_are_quick_for_two_minutes_then_grow_to_fifteen_seconds() -> None:

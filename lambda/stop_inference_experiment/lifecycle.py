@@ -189,7 +189,7 @@ class Run:
             services,
             budget,
             timing,
-            Stack(services.cloudformation, str(event.get("StackId")), services.clock, services.jitter),
+            Stack(services.cloudformation, str(event.get("StackId")), services.clock, services.jitter, timing.sent),
             now + max(0.0, budget.time_left),
             now,
             continuation,
@@ -320,15 +320,15 @@ def _parse_unless_rolling_back(
     except InvalidProperties:
         declaration = None
     until = run_ends
+    sent = permission.sent_time(event, clock.time())
     if declaration is not None:
-        sent = permission.sent_time(event, clock.time())
         timing = Timing.of(sent, declaration.completion_timeout_seconds, declaration.service_timeout_seconds)
         until = min(timing.stop_by, run_ends)
-    status = Stack(services.cloudformation, str(event.get("StackId")), clock, services.jitter).status(until)
-    if status is not None and permission.rolling_back(status):
-        logger.info("The stack is %s: a rollback never stops an experiment", status)
+    state = Stack(services.cloudformation, str(event.get("StackId")), clock, services.jitter, sent).status(until)
+    if state is not None and permission.rolling_back(state.status):
+        logger.info("The stack is %s: a rollback never stops an experiment", state.status)
         return _rollback_outcome(properties, physical_id, services)
-    if status is None:
+    if state is None:
         raise NoStop("The stack's state could not be read: nothing was stopped", answers_failed=True)
     return declaration if declaration is not None else services.parse(properties)
 
@@ -353,9 +353,9 @@ def _delete(event: Mapping[str, Any], services: Services, budget: Budget) -> Out
     if "Delete" not in declaration.stop_on:
         return Outcome(physical_id)
     run = Run.of(event, declaration, services, budget)
-    status = run.stack.status(run.reads_until())
-    permission.check_stack("Delete", status, run.name)
-    if status == permission.CLEANUP:
+    state = run.stack.status(run.reads_until())
+    permission.check_stack("Delete", state, run.name)
+    if state is not None and state.status == permission.CLEANUP:
         _refuse_if_twin(run, physical_id)
     experiment = _describe_during(run)
     if experiment is None:
@@ -764,16 +764,18 @@ def _timed_out(run: Run, experiment: Experiment, *, stop_sent: bool) -> Outcome:
 
 
 def _stop(request: StopRequest, services: Services) -> str | None:
-    """Send the stop; None once accepted, SageMaker's message where it answered ConflictException."""
+    """Send the stop; None once accepted, SageMaker's code and message where it refused it as ConflictException or
+    ResourceNotFound."""
     try:
         services.sagemaker.stop_inference_experiment(**request)
     except ClientError as error:
         if transient(error):
             raise  # the caller says what a stop that could not be sent means for its event
-        if code(error) != "ConflictException":
+        if code(error) not in {"ConflictException", "ResourceNotFound"}:
             raise failure(error, "sagemaker:StopInferenceExperiment", request["Name"]) from error
-        logger.info("StopInferenceExperiment conflicted (%s); describing again", message(error))
-        return f"ConflictException: {message(error)}"
+        # Describing again tells what it means: stopped meanwhile, or gone (a Delete then has nothing left to stop).
+        logger.info("StopInferenceExperiment was refused (%s); describing again", message(error))
+        return f"{code(error)}: {message(error)}"
     logger.info("Stop of %s accepted: %s", request["Name"], dict(request["ModelVariantActions"]))
     return None
 

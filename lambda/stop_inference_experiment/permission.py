@@ -7,6 +7,8 @@ A stop cannot be undone, so it is sent only where all of these hold, checked rig
   the first run;
 - the stack is still in the state that warrants it: UPDATE_IN_PROGRESS for an Update; DELETE_IN_PROGRESS or
   UPDATE_COMPLETE_CLEANUP_IN_PROGRESS for a Delete;
+- the stack has not begun another operation since the event was sent (a late copy of an event of an update that
+  is over finds the stack UPDATE_IN_PROGRESS again, in the next update);
 - in a clean-up, no other stopper of the stack still names the experiment (the construct moved).
 Anything else raises NoStop, with the answer it deserves.
 """
@@ -46,6 +48,8 @@ WARRANTS = {
 }
 CLEANUP = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
 RESOURCE_TYPE = "Custom::InferenceExperimentStop"
+# X-Amz-Date is whole seconds: a LastUpdatedTime up to this much after it can still be the event's own operation.
+SENT_PRECISION_SECONDS = 1.0
 
 
 def signed_at(response_url: object) -> float | None:
@@ -117,6 +121,14 @@ def rolling_back(status: str) -> bool:
 
 
 @dataclass(frozen=True)
+class StackState:
+    """The stack as DescribeStacks shows it to one event."""
+
+    status: str
+    later_operation: bool  # the stack began another operation after the event was sent
+
+
+@dataclass(frozen=True)
 class Stack:
     """Reads the event's own stack (IAM allows nothing else)."""
 
@@ -124,9 +136,16 @@ class Stack:
     stack_id: str
     clock: Clock
     jitter: Callable[[], float]
+    sent: float  # when CloudFormation sent the event
 
-    def status(self, until: float) -> str | None:
-        """The stack's status, read again after throttling until `until`; None where it could not be read."""
+    def status(self, until: float) -> StackState | None:
+        """The stack's state, read again after throttling until `until`; None where it could not be read.
+
+        LastUpdatedTime is taken for the start of the stack's latest update (*unverified*: the API reference says
+        only "the time the stack was last updated"). One later than the event marks another operation; should
+        CloudFormation move it at other moments too, an event is refused that could have stopped: the safe side.
+        Without it, the stack was never updated, so no update began after the event.
+        """
         try:
             stacks = read(
                 lambda: self.cloudformation.describe_stacks(StackName=self.stack_id)["Stacks"],
@@ -139,7 +158,11 @@ class Stack:
         except Unreadable as error:
             logger.warning("%s", error)
             return None
-        return stacks[0]["StackStatus"] if stacks else None
+        if not stacks:
+            return None
+        updated = stacks[0].get("LastUpdatedTime")
+        later = updated is not None and updated.timestamp() > self.sent + SENT_PRECISION_SECONDS
+        return StackState(stacks[0]["StackStatus"], later_operation=later)
 
     def twin(self, logical_id: str, physical_id: str, until: float) -> str | None:
         """Another stopper of this stack that still names the experiment: its logical id, else None.
@@ -171,14 +194,21 @@ class Stack:
             request = {**request, "NextToken": token}
 
 
-def check_stack(request_type: str, status: str | None, name: str) -> None:
-    """The stack's state must warrant a stop by this event.
+def check_stack(request_type: str, state: StackState | None, name: str) -> None:
+    """The stack's state must warrant a stop by this event, in the operation that sent it.
 
     Raises:
         NoStop: SUCCESS for a Delete or a stack rolling back; FAILED for an Update otherwise.
     """
-    if status in WARRANTS[request_type]:
-        return
+    status = state.status if state is not None else None
+    if state is not None and status in WARRANTS[request_type]:
+        if not state.later_operation:
+            return
+        raise NoStop(
+            f"The stack began another operation after this {request_type} was sent (its LastUpdatedTime is later): "
+            f"inference experiment {name} was not stopped",
+            answers_failed=request_type == "Update",
+        )
     if status is None:
         raise NoStop(
             f"The stack's state could not be read, so inference experiment {name} was not stopped",

@@ -1,0 +1,1101 @@
+"""CloudFormation's life around a stack of stoppers, as a stateful, model-based test (Hypothesis).
+
+CloudFormation's side of a stack that holds one `Custom::InferenceExperimentStop` (two while one moves) is
+driven against simulated AWS (tests/simulated_aws.py: an experiment and its endpoint, the stack with its
+status and resources, CloudWatch, Lambda's async queue and the function's timeout, all on one fake clock).
+Every event goes through `index.handler` as Lambda runs it, and every answer is really PUT to the local
+response server, at a ResponseURL of its own, signed (SigV4) when CloudFormation sent the event.
+
+The rules are what happens to such a stack: a create; an update of the declaration (a new Reason, new actions,
+another DesiredState), of its timeout only, or of its guard or StopOn only; a rename (a replacement, then the
+clean-up Delete of the old experiment with the old properties); a move (a new logical id: a Create, then the
+clean-up Delete of the old logical id, with the same physical id); another resource failing (a rollback: the
+Update back to the old properties, then the rollback's clean-up); a stack delete; deliveries on time, late
+(after the event's deadline, after CloudFormation gave up) and twice; a stop by hand with other actions; the
+experiment deleted; a guard's metrics whole, worse, partial or empty; an experiment Starting for a while;
+throttled reads, slow calls, a function that goes cold, an Invoke whose answer is lost or that Lambda runs
+twice, and a forged continuation record.
+
+What users rely on, checked after every step:
+
+1. A StopInferenceExperiment is sent only for an event whose own declaration asks for it (its RequestType in
+   StopOn; an Update whose declaration changed and whose Name did not; a Delete whose physical id is its
+   experiment and that no other live stopper of the stack names), that CloudFormation sent in a stack state
+   that warrants it and that still holds, in the same operation (UPDATE_IN_PROGRESS for an Update;
+   DELETE_IN_PROGRESS or UPDATE_COMPLETE_CLEANUP_IN_PROGRESS for a Delete), before that event's deadline
+   (sent + CompletionTimeout, never past sent + ServiceTimeout - 60; with a timeout of 0 only in the first
+   run), with exactly that declaration's stop (or its guard's fallback: shadow Remove, the others Retain,
+   where the guard's window was not whole and passing), and at most once per event.
+2. Every answer PUT for one RequestId agrees (the same Status) with every other answer for it. Two kinds of
+   answer are left out, as a second delivery cannot know what the first met and the issue asks for them: a
+   FAILED from a run that met a fault (a read throttled until its deadline, a call slowed to the function's
+   timeout, its experiment deleted since), a SUCCESS given because the stack is rolling back (a
+   rollback never fails; it rolls back because the first delivery answered FAILED), and the answer of a copy
+   delivered once the stack has begun another operation (CloudFormation no longer waits for it). Nor are answers given
+   while someone else's stop is under way or has ended the experiment (how far it has got when a delivery
+   looks decides the answer; a completion timeout of 0 does not wait for it), nor a forged continuation's
+   (whoever forged it holds the URL anyway; its stops do count).
+3. No SUCCESS answer contradicts the experiment: the end it reports is the experiment's, a Decision is that
+   of the stop that ended it, sent by that very event; an Update whose declaration asks for a stop answers
+   SUCCESS (unless its stack is rolling back) only where the experiment ended as declared, and where it
+   declares a Promote, only by its own stop.
+4. No log line (caplog at DEBUG, botocore at DEBUG too) and no captured stdout or stderr holds any
+   ResponseURL's signature.
+5. Every run of the function answers its event, or hands the wait on (then the chain answers), or is a copy
+   of a link that this warm function already ran; at the end every delivered event has an answer (unless
+   Lambda dropped a link of its chain as too old).
+6. A Delete is never answered FAILED: teardown never sticks on throttling, slowness, the function's timeout,
+   or an experiment that is gone.
+7. No wait outlasts its event: every run answers or hands on by its event's deadline (at once, if it arrives
+   later; a run slowed by hung calls aside), no wait is handed on after CloudFormation stopped waiting for it,
+   nor past link 8.
+8. An Update or Delete that asks for a stop and arrives (or whose later link arrives) after its deadline, while
+   its experiment is still to be stopped (Running, Starting or Updating, or being stopped by someone else) and
+   its stack is not rolling back, stops nothing and waits for nothing: an Update answers FAILED saying it came
+   too late, a Delete SUCCESS.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import random
+import re
+import sys
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+import index
+import lifecycle
+import pytest
+from conftest import ClockContext, ResponseServer
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from simulated_aws import (
+    LAMBDA_MAX_TIMEOUT_SECONDS,
+    METRIC_MODES,
+    STOPPED,
+    Alarm,
+    Answer,
+    Answers,
+    CloudFormation,
+    Declaration,
+    Delivery,
+    Ending,
+    Experiment,
+    FunctionTimedOut,
+    Sent,
+    StopCall,
+    World,
+    clients,
+)
+
+SETTINGS = settings(
+    derandomize=True,
+    database=None,
+    max_examples=200,
+    stateful_step_count=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],  # no explain phase: a failure is read from its steps
+)
+LOGICAL_ID = "StopShadowTest04108110"
+CONTINUATION = "InferenceExperimentStopperContinuation"
+MAX_LINKS = 8
+# The properties that declare the stop (the README's list): an Update that changes none of them stops nothing.
+DECLARING = ("Name", "ModelVariantActions", "DesiredModelVariants", "DesiredState", "Reason")
+WARRANTS = {
+    "Create": frozenset[str](),
+    "Update": frozenset({"UPDATE_IN_PROGRESS"}),
+    "Delete": frozenset({"DELETE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"}),
+}
+# A guard's fallback says why in its Reason: the shadow did worse, or the evidence was not enough to judge.
+FALLBACK_REASONS = {
+    "worse": "Promotion guard failed, shadow removed: ",
+    "partial": "Promotion guard inconclusive, shadow removed: ",
+    "empty": "Promotion guard inconclusive, shadow removed: ",
+    "unreadable": "Promotion guard inconclusive, shadow removed: ",
+}
+ACTIONS = {
+    "promote": (("shadow", "Promote"), ("production", "Remove")),
+    "remove the shadow": (("shadow", "Remove"), ("production", "Retain")),
+    "retain both": (("shadow", "Retain"), ("production", "Retain")),
+}
+STOP_ONS = (("Update", "Delete"), ("Delete",), ("Update",))
+TIMEOUTS = (1800, 600, 0, 300, 3300)  # the construct's default (30 minutes) first
+STATES = (None, "Completed", "Cancelled")
+GUARDS = (None, "Fail", "FallBack")
+SIGNATURE = re.compile(r"[0-9a-f]{64}")
+TRACEBACKS = logging.Formatter()
+# What the handler cannot tell apart (README, "Exactly one answer per delivery"): a stop under way, or ended after
+# this event was sent, whose StatusReason is the Reason this event declares, sent by another event of the same
+# stopper that declared the same Reason (say, an earlier update answered at once with a completion timeout of 0).
+# SageMaker's answer is the same as for this event's own earlier delivery, so it is taken for that.
+SAME_REASON_IS_OWN = True
+# What the machine must have brought about at least once over the whole run, else it tests less than it says.
+SITUATIONS: Counter[str] = Counter()
+MUST_HAPPEN = frozenset(
+    {
+        "a stop sent by an Update",
+        "a stop sent by a Delete",
+        "a stop sent in a later link",
+        "a stop by hand",
+        "a rename",
+        "a move's clean-up Delete answered without a stop",
+        "a rename's clean-up Delete",
+        "a rollback's Update",
+        "a stack deleted",
+        "a late delivery",
+        "a second delivery",
+        "a hand-on",
+        "a forged continuation",
+        "an experiment gone during a Delete",
+        "a guard that promoted",
+        "a guard that fell back",
+        "a guard's window not whole",
+        "a stop postponed until the experiment ran",
+        "a throttled read",
+        "crhelper's timer answered",
+        "an Update answered FAILED",
+        "a DEBUG log record",
+        "an Update refused as late",
+    }
+)
+
+
+def declarations(name: str = "shadow-test") -> st.SearchStrategy[Declaration]:
+    @st.composite
+    def declaration(draw: st.DrawFn) -> Declaration:
+        actions = draw(st.sampled_from(["promote", "promote", "remove the shadow", "retain both"]))
+        promotes = actions == "promote"
+        return Declaration(
+            name=name,
+            actions=ACTIONS[actions],
+            shadow_instances=draw(st.sampled_from([2, None])) if promotes else None,
+            desired_state=draw(st.sampled_from(STATES)),
+            reason=draw(st.sampled_from(["shadow beat production", None])),
+            stop_on=draw(st.sampled_from(STOP_ONS)),
+            completion_timeout=draw(st.sampled_from(TIMEOUTS)),
+            guard=draw(st.sampled_from(GUARDS)) if promotes else None,
+        )
+
+    return declaration()
+
+
+def _next(values: tuple[Any, ...], current: Any, step: int = 1) -> Any:
+    return values[(values.index(current) + step) % len(values)]
+
+
+def changed(declaration: Declaration, change: str, pick: int) -> Declaration:
+    """The declaration with one property changed (`pick` chooses among the other values)."""
+    if change == "Reason":
+        return replace(declaration, reason=None if declaration.reason and pick == 0 else f"release {pick + 1}")
+    if change == "DesiredState":
+        return replace(declaration, desired_state=_next(STATES, declaration.desired_state, 1 + pick % 2))
+    if change == "ModelVariantActions":
+        current = next(key for key, value in ACTIONS.items() if value == declaration.actions)
+        actions = _next(tuple(ACTIONS), current, 1 + pick % 2)
+        if actions != "promote":
+            return replace(declaration, actions=ACTIONS[actions], shadow_instances=None, guard=None)
+        return replace(
+            declaration, actions=ACTIONS[actions], shadow_instances=2 if pick % 2 else None, guard=GUARDS[pick % 3]
+        )
+    if change == "PromotionGuard" and declaration.promotes:
+        return replace(declaration, guard=_next(GUARDS, declaration.guard, 1 + pick % 2))
+    return replace(declaration, stop_on=_next(STOP_ONS, declaration.stop_on, 1 + pick % 2))
+
+
+# The oracle: what the declaration, CloudFormation and the evidence allow -------------------------------------------
+
+
+def declared_stop(declaration: Declaration) -> dict[str, Any]:
+    """The declared StopInferenceExperiment, less its Reason (checked apart)."""
+    request: dict[str, Any] = {"Name": declaration.name, "ModelVariantActions": dict(declaration.actions)}
+    if declaration.declared_variants():
+        request["DesiredModelVariants"] = declaration.declared_variants()
+    if declaration.desired_state is not None:
+        request["DesiredState"] = declaration.desired_state
+    return request
+
+
+def fallback_stop(declaration: Declaration) -> dict[str, Any]:
+    """A guard's fallback, less its Reason: the shadow removed, the others retained, no infrastructure for it."""
+    request: dict[str, Any] = {
+        "Name": declaration.name,
+        "ModelVariantActions": {v: "Remove" if a == "Promote" else "Retain" for v, a in declaration.actions},
+    }
+    if declaration.desired_state is not None:
+        request["DesiredState"] = declaration.desired_state
+    return request
+
+
+def why_not_asked(sent: Sent) -> list[str]:
+    """Why this event's own declaration does not ask for a stop (empty where it does)."""
+    declaration, why = sent.declaration, []
+    if sent.request_type not in declaration.stop_on:
+        why.append(f"a {sent.request_type} is not in its StopOn {declaration.stop_on}")
+    if sent.request_type == "Update":
+        assert sent.old_declaration is not None
+        new, old = sent.payload["ResourceProperties"], sent.payload["OldResourceProperties"]
+        if all(new.get(key) == old.get(key) for key in DECLARING):
+            why.append("its Update changed no declaring property")
+        if declaration.name != sent.old_declaration.name or sent.physical_id != declaration.name:
+            why.append("its Name changed: a replacement")
+    if sent.request_type == "Delete" and sent.physical_id != declaration.name:
+        why.append(f"its physical id {sent.physical_id} is not its experiment {declaration.name}")
+    if sent.stack_status not in WARRANTS[sent.request_type]:
+        why.append(f"it was sent in {sent.stack_status}")
+    return why
+
+
+def allowed_stops(sent: Sent, evidence: dict[str, str]) -> list[tuple[dict[str, Any], str]]:
+    """The stops (less Reason) this event may send, each with how its Reason must start ("" for the declared).
+
+    A guard promotes only on a window that was read whole and passing; otherwise an Update with OnFailure Fail
+    stops nothing, and one with FallBack, or a Delete, falls back (a Delete also where the metrics could not be
+    read at all).
+    """
+    declaration = sent.declaration
+    if declaration.guard is None:
+        return [(declared_stop(declaration), "")]
+    found = evidence.get(sent.request_id)  # what this event's last GetMetricData found
+    if found == "whole":
+        return [(declared_stop(declaration), "")]
+    if sent.request_type == "Delete" or (declaration.guard == "FallBack" and found not in {None, "unreadable"}):
+        return [(fallback_stop(declaration), FALLBACK_REASONS[found or "unreadable"])]
+    return []
+
+
+def problems_with_stop(call: StopCall, sent: Sent, calls_before: int, evidence: dict[str, str]) -> list[str]:
+    """Invariant 1 for one StopInferenceExperiment sent by a run of `sent`'s event."""
+    problems = why_not_asked(sent)
+    stale = call.stack.operation != sent.operation  # the stack has begun another operation since it sent the event
+    if sent.request_type == "Delete":
+        twins = [
+            logical_id
+            for logical_id, physical_id, status in call.stack.stoppers
+            if logical_id != sent.logical_id and physical_id == sent.physical_id and not status.startswith("DELETE_")
+        ]
+        if twins:
+            problems.append(f"stopper {twins[0]} of the stack still names {sent.physical_id}")
+    if call.stack.status not in WARRANTS[sent.request_type]:
+        problems.append(f"the stack was {call.stack.status} when the stop was sent")
+    elif stale:
+        problems.append(f"the stack had moved on to its operation {call.stack.operation} (sent in {sent.operation})")
+    if call.at > sent.deadline:
+        problems.append(f"it was sent {call.at - sent.deadline:.0f} s after the event's deadline")
+    if sent.declaration.completion_timeout == 0 and call.link != 1:
+        problems.append(f"a CompletionTimeoutSeconds of 0 stops only at once, not in link {call.link}")
+    if calls_before:
+        problems.append(f"it is the event's stop number {calls_before + 1}")
+    params = dict(call.params)
+    reason = str(params.pop("Reason", ""))
+    matching = [start for request, start in allowed_stops(sent, evidence) if request == params]
+    if not matching:
+        problems.append(f"the stop {params} is neither the declared one nor the guard's fallback allowed")
+    elif matching[0] == "" and reason != (sent.declaration.reason or reason) and sent.request_id not in reason:
+        problems.append(f"its Reason {reason!r} is not the declared one")
+    elif matching[0] and not reason.startswith(matching[0]):
+        problems.append(f"its Reason {reason!r} is not the fallback's")
+    if sent.declaration.reason is None and matching and matching[0] == "" and sent.request_id not in reason:
+        problems.append(f"its Reason {reason!r} does not name the event")
+    return problems
+
+
+def borrowed(ending: Ending, sent: Sent) -> bool:
+    """Whether the stop that ended the experiment is another event's that sent a Reason `sent` could have sent:
+    the one it declares, or (with a guard) a fallback's, which names the verdict and not the event."""
+    reason = str(ending.call.params.get("Reason"))
+    fallback = sent.declaration.guard is not None and reason.startswith(tuple(FALLBACK_REASONS.values()))
+    return ending.call.request_id not in {None, sent.request_id} and (reason == sent.declaration.reason or fallback)
+
+
+def problems_with_success(answer: Answer, sent: Sent, evidence: dict[str, str]) -> list[str]:
+    """Invariant 3 for one SUCCESS answer."""
+    problems = []
+    data = answer.body.get("Data") or {}
+    decision, reported = str(data.get("Decision", "")), data.get("Status")
+    ending = answer.ending
+    own = ending is not None and ending.call.request_id == sent.request_id
+    if ending is not None and not own and borrowed(ending, sent) and SAME_REASON_IS_OWN:
+        return []  # another event's stop, sent with the Reason this event declares, taken for its own
+    if decision:
+        kinds = {  # what the stop that ended the experiment must have done, by the Decision it reports
+            "Promoted": dict(sent.declaration.actions),
+            "NoGuard": dict(sent.declaration.actions),
+            "FellBack": fallback_stop(sent.declaration)["ModelVariantActions"],
+            "Inconclusive": fallback_stop(sent.declaration)["ModelVariantActions"],
+        }
+        if not own or ending is None:
+            problems.append(f"Decision {decision!r}, but the stop that ended the experiment was not this event's")
+        elif ending.actions != kinds.get(decision.partition(":")[0]):
+            problems.append(f"Decision {decision!r}, but the stop that ended the experiment was {ending.actions}")
+    if reported in STOPPED and answer.experiment_status != reported:
+        problems.append(f"it reports the experiment {reported}, but it is {answer.experiment_status}")
+    asks = sent.request_type == "Update" and not why_not_asked(sent)
+    if asks and answer.stack_status == "UPDATE_IN_PROGRESS":
+        declaration = sent.declaration
+        declared = declaration.desired_state or "Completed"
+        ended_as = {declared} if declaration.completion_timeout else {declared, "Stopping"}
+        if answer.experiment_status not in ended_as:
+            problems.append(f"the Update asks for {declared}, but the experiment is {answer.experiment_status}")
+        if declaration.promotes and not own:
+            who = "someone else" if ending is None or ending.call.request_id is None else ending.call.request_id
+            problems.append(f"the Update declares a Promote, but the stop that ended the experiment was {who}'s")
+        if declaration.promotes and own and ending is not None:
+            stops = [request for request, _ in allowed_stops(sent, evidence)]
+            if {k: v for k, v in ending.call.params.items() if k != "Reason"} not in stops:
+                problems.append("the stop that ended the experiment is not one this Update may send")
+    return problems
+
+
+# The machine ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Harness:
+    """The pytest fixtures the machine runs with."""
+
+    server: ResponseServer
+    caplog: pytest.LogCaptureFixture
+    capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch
+    response_base: str
+
+
+@dataclass
+class Run:
+    """One run of the function: how it found the world, and what it did."""
+
+    delivery: Delivery
+    arrived: float
+    experiment_status: str | None  # when the run began; None where the experiment does not exist
+    ending: Ending | None  # the stop that was ending (or had ended) it when the run began
+    stack_status: str  # when the run began
+    answers: list[Answer]
+    handed_on: bool
+    copy_of_a_warm_link: bool
+    finished: float  # when it answered, handed on, or ended
+    trouble: frozenset[str]  # what it met (see Answer.trouble)
+
+    @property
+    def answered(self) -> bool:
+        return bool(self.answers)
+
+
+@dataclass(frozen=True)
+class Update:
+    """An update of the declaration (one rule argument: Hypothesis tries rules with fewer arguments first)."""
+
+    change: str  # the property changed (CHANGES)
+    pick: int  # which other value it gets
+    fails_after: float | None  # another resource of the update fails this long after it begins
+    later: float  # how long after the last step the update begins
+    metrics: str  # what the guard windows read from now on hold
+
+
+@dataclass(frozen=True)
+class How:
+    """How Lambda delivers one event (one rule argument, as for Update)."""
+
+    which: int  # which of the queued events, in the order they are due
+    lateness: str  # LATENESS
+    twice: bool  # a copy is delivered again 30 s later
+    cold: bool  # to a new execution environment
+    trouble: str | None  # AWS's trouble as it runs (TROUBLES)
+    forgery: str | None  # a later link's continuation record altered: one this function did not write
+
+
+class Disarm:
+    """What crhelper keeps as its timer: cancelling it disarms the simulated one."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def cancel(self) -> None:
+        self._world.alarm = None
+
+
+def arm_the_timer() -> None:
+    """crhelper's `_set_timeout`, on the fake clock: answer 0.5 s before the function's timeout, then end the run."""
+    helper: Any = index.helper
+    world = clients().current
+    remaining = helper._context.get_remaining_time_in_millis() / 1000
+    world.alarm = Alarm(world.clock.now + remaining - 0.5, world.clock.now + remaining, helper._timeout)
+    helper._timer = Disarm(world)
+
+
+def experiment_strategy() -> st.SearchStrategy[tuple[float, float, float]]:
+    """(Starting for, a stop takes, the endpoint takes after a Promote), in seconds."""
+    return st.tuples(
+        st.sampled_from([0.0, 300.0, 1000.0, 1000.0, 2500.0]),
+        st.sampled_from([30.0, 240.0, 2000.0]),
+        st.sampled_from([0.0, 120.0, 3000.0]),
+    )
+
+
+LATENESS = (
+    "on time",
+    "on time",
+    "a minute late",
+    "after its deadline",
+    "after its deadline",
+    "after CloudFormation gave up",
+)
+AFTER = st.sampled_from([0.0, 45.0, 300.0, 900.0])
+# An update changes one property: the first four declare the stop (an Update that changes them asks for it).
+CHANGES = ("Reason", "ModelVariantActions", "DesiredState", "Reason", "PromotionGuard", "StopOn")
+METRICS = st.sampled_from(["whole", *METRIC_MODES])  # what the guard windows read from now on hold
+LATER = st.sampled_from([0.0, 0.0, 300.0, 1200.0])  # how long after the last step a deploy begins
+FAILS_AFTER = st.sampled_from([None, None, None, 60.0, 400.0, 1000.0])  # another resource of the update fails then
+FORGERIES = ("a link's deadline forged 30 days out", "a link's number forged: 1000000001")
+HAPPENINGS: dict[
+    str, tuple[str, str | float]
+] = {  # what may happen to the experiment besides CloudFormation: (how, detail)
+    "stopped by hand, both variants retained": ("stopped by hand", "retain both"),
+    "stopped by hand, the shadow removed": ("stopped by hand", "remove the shadow"),
+    "stopped by hand, the shadow promoted": ("stopped by hand", "promote"),
+    "cancelled by hand, the shadow removed": ("cancelled by hand", "remove the shadow"),
+    "deleted": ("deleted", ""),
+    "Updating for 2 minutes": ("updated", 120.0),
+    "Updating for 17 minutes": ("updated", 1000.0),
+    "Updating for 33 minutes": ("updated", 2000.0),
+}
+TROUBLES = {  # what AWS can do for a while: (service, how, seconds or calls)
+    "CloudFormation throttles reads for 45 s": ("cloudformation", "throttled", 45.0),
+    "CloudFormation throttles reads for 15 minutes": ("cloudformation", "throttled", 900.0),
+    "SageMaker throttles reads for 5 minutes": ("sagemaker", "throttled", 300.0),
+    "CloudWatch throttles reads for 15 minutes": ("cloudwatch", "throttled", 900.0),
+    "SageMaker hangs 160 s a call, for 20 calls": ("sagemaker", "slow", 20),
+    "CloudFormation hangs 160 s, 1 call": ("cloudformation", "slow", 1),
+    "Lambda hangs 160 s, 1 call": ("lambda", "slow", 1),
+    "an Invoke's answer is lost": ("lambda", "lost answer", 0),
+    "an Invoke is throttled": ("lambda", "throttled", 0),
+    "an Invoke is run twice": ("lambda", "twice", 0),
+}
+
+
+class CloudFormationLife(RuleBasedStateMachine):
+    """CloudFormation's side of a stack of stoppers (see the module's docstring)."""
+
+    harness: ClassVar[Harness]
+
+    def __init__(self) -> None:
+        super().__init__()
+        harness = self.harness
+        self.world = World(harness.response_base)
+        self.answers = Answers(self.world, harness.server.statuses)
+        harness.server.statuses.clear()
+        harness.server.bodies = self.answers
+        pool = clients()
+        pool.world = self.world
+        self.services = lifecycle.Services(
+            pool.clients["sagemaker"],
+            pool.clients["cloudformation"],
+            self.world.clock,
+            pool.clients["lambda"],
+            pool.clients["cloudwatch"],
+            jitter=random.Random(14).random,
+        )
+        harness.monkeypatch.setattr(index, "services", lambda: self.services)
+        self.warm_links: set[tuple[str, int]] = set()
+        self._go_cold()
+        harness.caplog.clear()
+        harness.capsys.readouterr()
+        self.runs: list[Run] = []
+        self.lost: set[str] = set()  # events whose chain lost a link: Lambda dropped it as too old
+        self.delivered: set[str] = set()
+        self.redeliverable: set[str] = set()  # the Updates and Deletes delivered so far
+        self.touched: set[str] = set()  # experiments stopped by hand, deleted or updated (or about to be)
+        self.failing: object = None  # the update another resource of which is to fail
+        self._stops_checked = self._answers_checked = self._runs_checked = self._invokes_checked = 0
+        self._late_checked = self._waits_checked = 0
+        self._numbers = itertools.count(2)
+
+    # helpers
+
+    @property
+    def cloudformation(self) -> CloudFormation:
+        return self.world.cloudformation
+
+    def stopper(self) -> tuple[str, Declaration]:
+        [(logical_id, declaration)] = self.cloudformation.template.items()
+        return logical_id, declaration
+
+    def _untouched(self) -> bool:
+        """Whether no one but CloudFormation has done anything to the stopper's experiment (or is about to)."""
+        return self.stopper()[1].name not in self.touched
+
+    def _go_cold(self) -> None:
+        """A new execution environment: what the warm function remembered (the links it ran) is gone."""
+        self.harness.monkeypatch.setattr(lifecycle, "_SEEN", deque(maxlen=64))
+        self.warm_links = set()
+
+    def _new_experiment(self, name: str, timeline: tuple[float, float, float]) -> None:
+        starting_for, stop_takes, endpoint_takes = timeline
+        now = self.world.clock.now
+        self.world.experiments[name] = Experiment(name, now, now + starting_for, stop_takes, endpoint_takes)
+
+    def _update(self, template: dict[str, Declaration], fails_after: float | None) -> None:
+        self.cloudformation.update(template)
+        if fails_after is not None:
+            self.world.at(self.world.clock.now + fails_after, self.cloudformation.another_resource_fails())
+
+    def _due(self, which: int = 0) -> Delivery:
+        ordered = sorted(self.world.queue, key=lambda delivery: delivery.due)
+        return ordered[min(which, len(ordered) - 1)]
+
+    def _run(self, delivery: Delivery) -> None:
+        """Deliver one event from the queue to a fresh run of index.handler, as Lambda does."""
+        world = self.world
+        world.queue[:] = [queued for queued in world.queue if queued is not delivery]
+        longest = self.cloudformation.longest_wait()
+        if world.clock.now - delivery.queued_at > min(longest + 120, 3600):
+            self.lost.add(delivery.request_id)  # older than the function's maximum event age: dropped
+            return
+        answers, invokes = len(self.answers.noted), len(world.invokes)
+        sent = world.events[delivery.request_id]
+        found = world.experiments.get(sent.declaration.name)
+        status = None if found is None or found.deleted_at is not None else found.status(world.clock.now)
+        arrived, stack_status = world.clock.now, world.stack_of(delivery.request_id).status
+        ending = found.ending if found else None
+        warm_copy = delivery.link > 1 and (delivery.request_id, delivery.link) in self.warm_links
+        if delivery.link == 1:
+            SITUATIONS["a second delivery"] += delivery.request_id in self.delivered
+            self.delivered.add(delivery.request_id)
+            if delivery.payload["RequestType"] != "Create":
+                self.redeliverable.add(delivery.request_id)
+        context = ClockContext(world.clock, min(longest + 60, LAMBDA_MAX_TIMEOUT_SECONDS) * 1000)
+        world.current, world.trouble = delivery, set()
+        try:
+            index.handler(copy.deepcopy(delivery.payload), context)
+        except FunctionTimedOut:
+            SITUATIONS["crhelper's timer answered"] += 1
+            self._go_cold()  # Lambda starts a new execution environment after a timeout
+        finally:
+            world.current, world.alarm = None, None
+            finished, trouble = world.clock.now, frozenset(world.trouble)
+        if delivery.link > 1:
+            self.warm_links.add((delivery.request_id, delivery.link))
+        rid = delivery.request_id
+        answered = [answer for answer in self.answers.noted[answers:] if answer.body.get("RequestId") == rid]
+        handed_on = any(invoke.request_id == rid for invoke in world.invokes[invokes:])
+        self.runs.append(
+            Run(delivery, arrived, status, ending, stack_status, answered, handed_on, warm_copy, finished, trouble)
+        )
+        world.stack_of(rid).take_answers(self.answers)
+
+    # CloudFormation
+
+    @initialize(
+        declaration=declarations(),
+        timeline=experiment_strategy(),
+        metrics=METRICS,
+        then=st.sampled_from([*CHANGES, None]),
+        fails_after=FAILS_AFTER,
+    )
+    def create(
+        self,
+        declaration: Declaration,
+        timeline: tuple[float, float, float],
+        metrics: str,
+        then: str | None,
+        fails_after: float | None,
+    ) -> None:
+        """The stack is created (its Create delivered at once), with an experiment and a guard's data as they are;
+        then, mostly, its next deploy changes one property (`then`), and it is under way."""
+        self._new_experiment(declaration.name, timeline)
+        self.world.metric_mode = metrics
+        self.cloudformation.create({LOGICAL_ID: declaration})
+        [create] = [delivery for delivery in self.world.queue if delivery.request_id in self.cloudformation.pending]
+        self._run(create)
+        if then is not None and self.cloudformation.stable:
+            self._update({LOGICAL_ID: changed(declaration, then, 1)}, fails_after)
+
+    @precondition(lambda self: self.cloudformation.status == "DELETE_COMPLETE")
+    @rule(declaration=declarations(), timeline=experiment_strategy(), metrics=METRICS)
+    def create_the_stack_again(
+        self, declaration: Declaration, timeline: tuple[float, float, float], metrics: str
+    ) -> None:
+        """A new stack of the same name, for a new experiment (the old stack's late events may still come)."""
+        self.world.new_stack()
+        self.create(replace(declaration, name=f"shadow-test-{next(self._numbers)}"), timeline, metrics, None, None)
+
+    @precondition(lambda self: self.cloudformation.stable)
+    @rule(update=st.builds(Update, st.sampled_from(CHANGES), st.integers(0, 5), FAILS_AFTER, LATER, METRICS))
+    def an_update_changes_the_declaration(self, update: Update) -> None:
+        """`later` seconds on, an update of what the stopper declares (and, where `fails_after`, another resource
+        then failing); the guard windows it reads hold `metrics`."""
+        self.world.advance(update.later)
+        self.world.metric_mode = update.metrics
+        logical_id, declaration = self.stopper()
+        self._update({logical_id: changed(declaration, update.change, update.pick)}, update.fails_after)
+
+    @precondition(lambda self: self.cloudformation.stable)
+    @rule(timeout=st.sampled_from(TIMEOUTS), later=LATER)
+    def change_the_timeout_only(self, timeout: int, later: float) -> None:
+        self.world.advance(later)
+        logical_id, declaration = self.stopper()
+        self._update({logical_id: replace(declaration, completion_timeout=timeout)}, None)
+
+    @precondition(lambda self: self.cloudformation.stable)
+    @rule(
+        timeline=experiment_strategy(),
+        new_reason=st.booleans(),
+        fails_after=st.sampled_from([None, None, 400.0]),
+        replaced_in_the_stack=st.booleans(),
+    )
+    def rename(
+        self,
+        timeline: tuple[float, float, float],
+        new_reason: bool,
+        fails_after: float | None,
+        replaced_in_the_stack: bool,
+    ) -> None:
+        """A new experiment under a new Name. Where it replaces a CfnInferenceExperiment of the same stack,
+        CloudFormation deletes the old experiment in the clean-up too, in parallel with the stopper's Delete."""
+        logical_id, declaration = self.stopper()
+        name = f"shadow-test-{next(self._numbers)}"
+        self._new_experiment(name, timeline)
+        renamed = replace(declaration, name=name)
+        SITUATIONS["a rename"] += 1
+        self._update({logical_id: changed(renamed, "Reason", 3) if new_reason else renamed}, fails_after)
+        if replaced_in_the_stack and self._untouched():
+            stack, old = self.cloudformation, declaration.name
+            stack.on_cleanup.append(lambda at: self._native_delete(old, at + 20.0))
+
+    @precondition(lambda self: self.cloudformation.stable)
+    @rule(new_reason=st.booleans(), fails_after=st.sampled_from([None, None, 60.0]))
+    def move(self, new_reason: bool, fails_after: float | None) -> None:
+        """The construct moved in the app: a new logical id for the same experiment."""
+        _, declaration = self.stopper()
+        moved = changed(declaration, "Reason", 4) if new_reason else declaration
+        self._update({f"StopShadowTestMoved{next(self._numbers)}": moved}, fails_after)
+
+    @precondition(
+        lambda self: (
+            self.cloudformation.status == "UPDATE_IN_PROGRESS" and self.failing is not self.cloudformation.operation
+        )
+    )
+    @rule(after=st.sampled_from([45.0, 300.0, 900.0]))
+    def the_update_fails_elsewhere(self, after: float) -> None:
+        """Another resource of the update fails `after` seconds on (while a stopper waits): the update rolls back."""
+        self.failing = self.cloudformation.operation
+        self.world.at(self.world.clock.now + after, self.cloudformation.another_resource_fails())
+        self.world.advance(0)
+
+    @precondition(lambda self: self.cloudformation.deletable)
+    @rule(experiment_deleted_after=st.sampled_from([None, None, 45.0, 300.0]), later=LATER, metrics=METRICS)
+    def the_stack_is_deleted(self, experiment_deleted_after: float | None, later: float, metrics: str) -> None:
+        """`later` seconds on, the stack is deleted; where the experiment is in the same stack (`experiment_name=`,
+        so no ordering), CloudFormation deletes it in parallel, after `experiment_deleted_after` seconds."""
+        self.world.advance(later)
+        self.world.metric_mode = metrics
+        SITUATIONS["a stack deleted"] += 1
+        _, declaration = self.stopper()
+        self.cloudformation.delete()
+        if experiment_deleted_after is not None and self._untouched():
+            self._native_delete(declaration.name, self.world.clock.now + experiment_deleted_after)
+
+    def _native_delete(self, name: str, at: float) -> None:
+        """AWS::SageMaker::InferenceExperiment's Delete: a Running experiment is stopped with every variant
+        Retain, and once stopped it is deleted; any other is deleted at once."""
+        found = self.world.experiments[name]
+        self.touched.add(name)
+        params = {"Name": name, "ModelVariantActions": dict(ACTIONS["retain both"]), "DesiredState": "Completed"}
+
+        def delete(when: float) -> None:
+            if found.status(when) == "Running":
+                self.world.stop(params, None)
+            ending = found.ending
+            gone = when if ending is None or ending.completes_at <= when else ending.completes_at
+            self.world.at(gone, lambda then: setattr(found, "deleted_at", found.deleted_at or then))
+
+        self.world.at(at, delete)
+        self.world.advance(0)
+
+    # Lambda
+
+    @precondition(lambda self: bool(self.world.queue))
+    @rule(way=st.sampled_from(["on time", "on time", "each event twice", FORGERIES[0], *FORGERIES]))
+    def deliver_every_due_event(self, way: str = "on time") -> None:
+        """Lambda works through its queue on time, CloudFormation's follow-up events and later links included;
+        it may deliver each of CloudFormation's events a second time, 30 s later (at least once), or run the first
+        later link with its record forged (whoever may invoke the function can send any record)."""
+        forgery = way if way in FORGERIES else None
+        for _ in range(40):
+            if not self.world.queue:
+                return
+            delivery = self._due()
+            self.world.advance(max(0.0, delivery.due - self.world.clock.now))
+            if way == "each event twice" and delivery.link == 1 and delivery.request_id not in self.delivered:
+                self.world.queue.append(replace(delivery, due=self.world.clock.now + 30))
+            if forgery is not None and delivery.link > 1:
+                delivery, forgery = self._forged(delivery, forgery), None
+            self._run(delivery)
+
+    @precondition(lambda self: bool(self.world.queue))
+    @rule(
+        how=st.builds(
+            How,
+            st.integers(0, 3),
+            st.sampled_from(LATENESS),
+            st.sampled_from([False, False, True]),
+            st.sampled_from([False, False, True]),
+            st.sampled_from([None, None, None, None, "SageMaker hangs 160 s a call, for 20 calls", *TROUBLES]),
+            st.sampled_from([None, None, None, *FORGERIES]),
+        )
+    )
+    def deliver(self, how: How) -> None:
+        """One event (not always the next), possibly late, possibly again later, possibly to a cold function,
+        possibly meeting trouble with AWS (see TROUBLES) as it runs; a later link possibly with its continuation
+        record forged (whoever may invoke the function can send any record)."""
+        delivery = self._due(how.which)
+        if how.forgery is not None and delivery.link > 1:
+            delivery = self._forged(delivery, how.forgery)
+        sent = self.world.events[delivery.request_id]
+        when = max(self.world.clock.now, delivery.due)
+        if how.lateness == "a minute late":
+            when += 60
+        elif how.lateness == "after its deadline":
+            when = max(when, sent.deadline + 30.0)
+        elif how.lateness == "after CloudFormation gave up":
+            when = max(when, sent.given_up_at + 30.0)
+        SITUATIONS["a late delivery"] += when > sent.deadline
+        self.world.advance(when - self.world.clock.now)
+        if how.twice:  # Lambda delivers at least once: a copy comes later
+            self.world.queue.append(replace(delivery, due=self.world.clock.now + 30))
+        if how.cold:
+            self._go_cold()
+        if how.trouble is not None:
+            self.aws_has_trouble(how.trouble)
+        if delivery in self.world.queue:
+            self._run(delivery)
+
+    def _forged(self, genuine: Delivery, forgery: str) -> Delivery:
+        """The link, in the queue in its stead, with its record altered: a deadline 30 days later, or a link number
+        no chain reaches."""
+        payload = copy.deepcopy(genuine.payload)
+        record = payload[CONTINUATION]
+        if forgery == FORGERIES[1]:
+            record["Link"] = 1_000_000_001
+        else:
+            record["Deadline"] += 30 * 86400
+        SITUATIONS["a forged continuation"] += 1
+        forged = replace(genuine, payload=payload, link=int(record["Link"]), forged=True)
+        self.world.queue[:] = [forged if queued is genuine else queued for queued in self.world.queue]
+        return forged
+
+    @precondition(lambda self: bool(self.redeliverable))
+    @rule(which=st.integers(0, 2))
+    def deliver_again(self, which: int) -> None:
+        """Lambda delivers one of the last Updates or Deletes it ran a second time (at least once), now."""
+        last = [sent for sent in reversed(self.world.events.values()) if sent.request_id in self.redeliverable]
+        sent = last[min(which, len(last) - 1)]
+        now = self.world.clock.now
+        self._run(Delivery(sent.payload, sent.request_id, 1, sent.sent_at, now))
+
+    # the world
+
+    @precondition(lambda self: self._untouched())
+    @rule(happening=st.sampled_from(list(HAPPENINGS)), after=AFTER)
+    def something_happens_to_the_experiment(self, happening: str, after: float) -> None:
+        """Someone stops it by hand (with other actions and their own Reason), deletes it (an `experiment_name=`
+        one in the same stack has no ordering) or updates it (Updating for a while): now or during a wait."""
+        _, declaration = self.stopper()
+        found = self.world.experiments[declaration.name]
+        how, detail = HAPPENINGS[happening]
+        at = self.world.clock.now + after
+        self.touched.add(found.name)
+        if how == "updated":
+            assert isinstance(detail, float)
+            found.updating = (at, at + detail)
+            return
+        if how == "deleted":
+            self.world.at(at, lambda when: setattr(found, "deleted_at", found.deleted_at or when))
+            return
+        params: dict[str, Any] = {
+            "Name": found.name,
+            "ModelVariantActions": dict(ACTIONS[str(detail)]),
+            "DesiredState": "Cancelled" if how == "cancelled by hand" else "Completed",
+            "Reason": "Stopped by hand from the console",
+        }
+
+        def stop(_at: float) -> None:
+            SITUATIONS["a stop by hand"] += 1
+            self.world.stop(params, None)
+
+        self.world.at(at, stop)
+        self.world.advance(0)
+
+    def aws_has_trouble(self, trouble: str) -> None:
+        """AWS has trouble for a while (see TROUBLES)."""
+        service, how, amount = TROUBLES[trouble]
+        if how == "throttled" and service != "lambda":
+            self.world.throttled_until[service] = self.world.clock.now + float(amount)
+        elif how == "slow":
+            self.world.slow[service] = (160.0, int(amount))
+        else:
+            self.world.invoke_trouble = how
+
+    # what users rely on
+
+    @invariant()
+    def a_stop_only_where_an_event_asks_for_it(self) -> None:
+        """Invariant 1."""
+        counts = Counter(call.request_id for call in self.world.stops[: self._stops_checked])
+        for call in self.world.stops[self._stops_checked :]:
+            self._stops_checked += 1
+            if call.request_id is None:
+                continue
+            sent = self.world.events[call.request_id]
+            problems = problems_with_stop(call, sent, counts[call.request_id], self.world.evidence)
+            counts[call.request_id] += 1
+            assert not problems, f"invariant 1: {sent.request_type} {call.request_id} sent {call.params}: {problems}"
+            if call.accepted:
+                SITUATIONS["a stop postponed until the experiment ran"] += (
+                    self.world.experiments[sent.declaration.name].running_at > sent.sent_at
+                )
+                SITUATIONS[f"a stop sent by a{'n' if sent.request_type == 'Update' else ''} {sent.request_type}"] += 1
+                SITUATIONS["a stop sent in a later link"] += call.link > 1
+
+    @invariant()
+    def answers_to_one_event_agree(self) -> None:
+        """Invariant 2."""
+        statuses: dict[str, set[str]] = {}
+        for answer in self.answers.noted:
+            rid = str(answer.body.get("RequestId"))
+            rolling_back = "ROLLBACK" in answer.stack_status and answer.body["Status"] == "SUCCESS"
+            others = answer.ending is not None and answer.ending.call.request_id != rid
+            stale = answer.operation != self.world.events[rid].operation
+            if not (answer.expired or answer.trouble or rolling_back or answer.forged or others or stale):
+                statuses.setdefault(str(answer.body.get("RequestId")), set()).add(str(answer.body["Status"]))
+        disagreeing = {request_id: found for request_id, found in statuses.items() if len(found) > 1}
+        assert not disagreeing, f"invariant 2: answers to one RequestId disagree: {disagreeing}"
+
+    @invariant()
+    def no_success_contradicts_the_experiment(self) -> None:
+        """Invariant 3 (and invariant 6: a Delete is never answered FAILED)."""
+        for answer in self.answers.noted[self._answers_checked :]:
+            self._answers_checked += 1
+            sent = self.world.events[str(answer.body.get("RequestId"))]
+            self._note(answer, sent)
+            if answer.body["Status"] == "FAILED":
+                assert sent.request_type != "Delete", f"invariant 6: a Delete answered FAILED: {answer.body}"
+                continue
+            problems = problems_with_success(answer, sent, self.world.evidence)
+            assert not problems, f"invariant 3: {sent.request_type} {sent.request_id} answered SUCCESS: {problems}"
+
+    @invariant()
+    def no_log_holds_a_signature(self) -> None:
+        """Invariant 4."""
+        secrets = {sent.signature for sent in self.world.events.values()}
+        caplog = self.harness.caplog
+        for record in caplog.records:
+            SITUATIONS["a DEBUG log record"] += record.levelno == logging.DEBUG
+            text = record.getMessage()
+            if record.exc_info:
+                text += TRACEBACKS.formatException(record.exc_info)
+            leaked = secrets.intersection(SIGNATURE.findall(text))
+            assert not leaked, f"invariant 4: a {record.name} log record holds a ResponseURL's signature: {text[:300]}"
+        caplog.clear()
+        captured = self.harness.capsys.readouterr()
+        leaked = secrets.intersection(SIGNATURE.findall(captured.out + captured.err))
+        assert not leaked, "invariant 4: the captured output holds a ResponseURL's signature"
+
+    @invariant()
+    def every_run_answers_or_hands_on(self) -> None:
+        """Invariant 5, run by run."""
+        for run in self.runs[self._runs_checked :]:
+            self._runs_checked += 1
+            delivery = run.delivery
+            assert run.answered or run.handed_on or run.copy_of_a_warm_link, (
+                f"invariant 5: a run of {delivery.payload['RequestType']} {delivery.request_id} "
+                f"(link {delivery.link}) neither answered nor handed the wait on"
+            )
+
+    @invariant()
+    def a_late_event_is_told_so(self) -> None:
+        """Invariant 8."""
+        for run in self.runs[self._late_checked :]:
+            self._late_checked += 1
+            sent = self.world.events[run.delivery.request_id]
+            if (
+                sent.request_type == "Create"
+                or run.arrived <= sent.deadline
+                or why_not_asked(sent)
+                or "ROLLBACK" in run.stack_status
+                or not self._still_to_stop(run, sent)
+                or any(answer.trouble for answer in run.answers)
+            ):
+                continue
+            SITUATIONS[f"a{'n' if sent.request_type == 'Update' else ''} {sent.request_type} refused as late"] += 1
+            late = f"invariant 8: a late {sent.request_type} {sent.request_id}"
+            for answer in run.answers:
+                status, reason = answer.body["Status"], str(answer.body["Reason"])
+                if sent.request_type == "Update":
+                    assert status == "FAILED", f"{late} answered {status}"
+                    assert "too late" in reason, f"{late} answered {reason!r}"
+                else:  # a Delete's SUCCESS holds no reason: that it came too late is logged
+                    assert status == "SUCCESS", f"{late} answered {status}"
+            assert not run.handed_on, f"{late} handed its wait on"
+
+    @staticmethod
+    def _still_to_stop(run: Run, sent: Sent) -> bool:
+        """Whether the experiment was, when the run began, still to be stopped by this event: not stopped yet, or
+        being stopped by someone else (its own stop, from an earlier delivery, is waited out)."""
+        if run.experiment_status in {"Running", "Starting", "Updating"}:
+            return True
+        ending = run.ending
+        foreign = ending is not None and ending.call.request_id != sent.request_id and not borrowed(ending, sent)
+        return run.experiment_status == "Stopping" and foreign
+
+    @invariant()
+    def no_wait_outlasts_its_deadline(self) -> None:
+        """Invariant 7, run by run."""
+        for run in self.runs[self._waits_checked :]:
+            self._waits_checked += 1
+            sent = self.world.events[run.delivery.request_id]
+            over = run.finished - max(run.arrived, sent.deadline)
+            if sent.request_type != "Create" and "a slow call" not in run.trouble:
+                assert over <= 1.0, (
+                    f"invariant 7: a run of {sent.request_type} {sent.request_id} (link {run.delivery.link}) went on "
+                    f"{over:.0f} s past its deadline"
+                )
+
+    @invariant()
+    def no_chain_outlives_its_event(self) -> None:
+        """Invariant 7, hand-on by hand-on."""
+        for invoke in self.world.invokes[self._invokes_checked :]:
+            self._invokes_checked += 1
+            SITUATIONS["a hand-on"] += 1
+            sent = self.world.events[invoke.request_id]
+            assert invoke.queued_at <= sent.given_up_at, (
+                f"invariant 7: {sent.request_type} {sent.request_id} was handed on "
+                f"{invoke.queued_at - sent.given_up_at:.0f} s after CloudFormation stopped waiting for it"
+            )
+            assert invoke.link <= MAX_LINKS, f"invariant 7: a wait was handed on to link {invoke.link}"
+
+    def teardown(self) -> None:
+        """Let Lambda work through its queue; then every delivered event must have had an answer (invariant 5)."""
+        try:
+            if sys.exc_info()[0] is not None:
+                return  # the example failed already: that is the failure to report
+            while self.world.queue:
+                self.deliver_every_due_event()
+                self.check_all()
+            answered = {str(answer.body.get("RequestId")) for answer in self.answers.noted}
+            unanswered = self.delivered - answered - self.lost
+            assert not unanswered, f"invariant 5: delivered events without an answer: {sorted(unanswered)}"
+        finally:
+            clients().world = None
+
+    def check_all(self) -> None:
+        self.a_stop_only_where_an_event_asks_for_it()
+        self.answers_to_one_event_agree()
+        self.no_success_contradicts_the_experiment()
+        self.no_log_holds_a_signature()
+        self.every_run_answers_or_hands_on()
+        self.a_late_event_is_told_so()
+        self.no_wait_outlasts_its_deadline()
+        self.no_chain_outlives_its_event()
+
+    def _note(self, answer: Answer, sent: Sent) -> None:
+        """Count the situations this answer shows the machine brought about."""
+        body, stack = answer.body, self.world.stack_of(sent.request_id)
+        data = body.get("Data") or {}
+        decision = str(data.get("Decision", ""))
+        SITUATIONS["a guard that promoted"] += decision == "Promoted"
+        SITUATIONS["a guard that fell back"] += decision.startswith(("FellBack", "Inconclusive"))
+        SITUATIONS["an Update answered FAILED"] += sent.request_type == "Update" and body["Status"] == "FAILED"
+        SITUATIONS["a rollback's Update"] += sent.stack_status == "UPDATE_ROLLBACK_IN_PROGRESS"
+        cleanup = sent.request_type == "Delete" and sent.stack_status == "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+        named_now = stack.template.get(sent.logical_id)
+        SITUATIONS["a rename's clean-up Delete"] += cleanup and named_now is not None
+        if cleanup and named_now is None and not any(call.request_id == sent.request_id for call in self.world.stops):
+            SITUATIONS["a move's clean-up Delete answered without a stop"] += 1
+        SITUATIONS["an experiment gone during a Delete"] += sent.request_type == "Delete" and data.get("Status") == (
+            "NotFound"
+        )
+        SITUATIONS["a guard's window not whole"] += any(mode != "whole" for mode in self.world.windows.values())
+        SITUATIONS["a throttled read"] += "a throttled read" in answer.trouble
+
+
+@pytest.fixture
+def life(
+    response_server: ResponseServer,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[None]:
+    """crhelper and botocore at DEBUG (the worst case for a leak), no pause before a Delete's answer, and crhelper's
+    timeout timer on the fake clock."""
+    root, botocore_level = logging.getLogger().level, logging.getLogger("botocore").level
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(index.helper, "_log_level", "DEBUG")
+    monkeypatch.setattr(index.helper, "_boto_level", "DEBUG")
+    monkeypatch.setattr(index.helper, "_sleep_on_delete", 0)
+    monkeypatch.setattr(index.helper, "_set_timeout", arm_the_timer)
+    for handler in logging.getLogger().handlers:  # pytest's report and file handlers: WARNING up is enough there
+        if handler is not caplog.handler:
+            monkeypatch.setattr(handler, "level", max(handler.level, logging.WARNING))
+    base = response_server.url.split("/arn")[0]
+    CloudFormationLife.harness = Harness(response_server, caplog, capsys, monkeypatch, base)
+    SITUATIONS.clear()
+    try:
+        yield
+    finally:
+        logging.getLogger().setLevel(root)
+        logging.getLogger("botocore").setLevel(botocore_level)
+
+
+def scripted(steps: Callable[[CloudFormationLife], None]) -> None:
+    """One life written out step by step (for what a generated life brings about too seldom), with every
+    invariant checked after each step, as Hypothesis checks them."""
+    machine = CloudFormationLife()
+    try:
+        steps(machine)
+        machine.check_all()
+    finally:
+        machine.teardown()
+
+
+def a_stop_postponed_past_one_run(machine: CloudFormationLife) -> None:
+    """An Update of an experiment Starting for 17 minutes, with the default 30-minute timeout: the first run
+    hands the wait on, and the second link sends the stop once the experiment runs."""
+    declaration = Declaration(completion_timeout=1800, guard=None)
+    machine.create(declaration, (1000.0, 30.0, 120.0), "whole", "Reason", None)
+    machine.check_all()
+    machine.deliver_every_due_event()
+
+
+def a_guard_that_promotes(machine: CloudFormationLife) -> None:
+    """A guarded promotion whose window is whole and passing, sent by the stack's deletion."""
+    declaration = Declaration(guard="Fail", completion_timeout=600)
+    machine.create(declaration, (0.0, 30.0, 120.0), "whole", None, None)
+    machine.check_all()
+    machine.the_stack_is_deleted(None, 0.0, "whole")
+    machine.check_all()
+    machine.deliver_every_due_event()
+
+
+def test_cloudformation_life(life: None) -> None:
+    # WHEN CloudFormation's life runs: written out where a generated one brings it about too seldom, then as
+    # Hypothesis generates it, with the invariants checked after every step
+    scripted(a_stop_postponed_past_one_run)
+    scripted(a_guard_that_promotes)
+    run_state_machine_as_test(CloudFormationLife, settings=SETTINGS)
+
+    # THEN the machine brought about every situation it claims to test
+    assert set(+SITUATIONS) >= MUST_HAPPEN, f"never happened: {sorted(MUST_HAPPEN - set(+SITUATIONS))}"
