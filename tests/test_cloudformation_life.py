@@ -1090,11 +1090,44 @@ def a_guard_that_promotes(machine: CloudFormationLife) -> None:
     machine.deliver_every_due_event()
 
 
+def a_promotion_delivered_twice(machine: CloudFormationLife) -> None:
+    """An Update that promotes, delivered twice (the copy 30 s later): the copy finds its own stop's end."""
+    machine.create(Declaration(completion_timeout=600), (0.0, 30.0, 120.0), "whole", "Reason", None)
+    machine.check_all()
+    machine.deliver_every_due_event("each event twice")
+
+
+def a_delete_that_cannot_read_its_experiment(machine: CloudFormationLife) -> None:
+    """A stack deletion whose DescribeInferenceExperiment is throttled past the Delete's deadline."""
+    machine.create(Declaration(completion_timeout=300), (0.0, 30.0, 120.0), "whole", None, None)
+    machine.check_all()
+    machine.the_stack_is_deleted(None, 0.0, "whole")
+    trouble = "SageMaker throttles reads for 5 minutes"
+    machine.deliver(How(0, "on time", twice=False, cold=False, trouble=trouble, forgery=None))
+
+
+def an_experiment_deleted_right_before_the_stop(machine: CloudFormationLife) -> None:
+    """A stack deletion whose experiment (one of the same stack, with no ordering) is deleted while the Delete
+    reads the stack right before its stop: the stop finds it gone."""
+    machine.create(Declaration(completion_timeout=600), (0.0, 30.0, 120.0), "whole", None, None)
+    machine.check_all()
+    machine.the_stack_is_deleted(None, 0.0, "whole")
+    world = machine.world
+    world.slow["cloudformation"] = (160.0, 2)  # each DescribeStacks hangs: the stop goes out at about 320 s
+    found = world.experiments["shadow-test"]
+    world.at(world.clock.now + 200.0, lambda when: setattr(found, "deleted_at", when))
+    machine.touched.add(found.name)
+    machine.deliver_every_due_event()
+
+
 def test_cloudformation_life(life: None) -> None:
     # WHEN CloudFormation's life runs: written out where a generated one brings it about too seldom, then as
     # Hypothesis generates it, with the invariants checked after every step
     scripted(a_stop_postponed_past_one_run)
     scripted(a_guard_that_promotes)
+    scripted(a_promotion_delivered_twice)
+    scripted(a_delete_that_cannot_read_its_experiment)
+    scripted(an_experiment_deleted_right_before_the_stop)
     run_state_machine_as_test(CloudFormationLife, settings=SETTINGS)
 
     # THEN the machine brought about every situation it claims to test
