@@ -542,6 +542,8 @@ class World:
             "LastUpdatedTime": _datetime(stack.last_updated),
             "StackStatus": stack.status,
         }
+        if stack.deleted_at is not None:
+            described["DeletionTime"] = _datetime(stack.deleted_at)
         return 200, {"Stacks": [described]}
 
     def _ListStackResources(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802
@@ -643,6 +645,7 @@ class CloudFormation:
         self._response_base = response_base
         self.stack_id = stack_id
         self.created_at = self.last_updated = world.clock.now
+        self.deleted_at: float | None = None  # when its deletion began
         self.operations = 0  # how many operations (create, update, delete) the stack has begun
         self.status = "CREATE_IN_PROGRESS"
         self.resources: dict[str, Resource] = {}
@@ -702,6 +705,7 @@ class CloudFormation:
         assert self.deletable
         self.operations += 1
         self.operation, self.status = None, "DELETE_IN_PROGRESS"
+        self.deleted_at = self._world.clock.now
         self.pending.clear()
         for resource in list(self.resources.values()):
             resource.status = "DELETE_IN_PROGRESS"

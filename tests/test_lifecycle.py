@@ -139,6 +139,20 @@ def endpoint(status: str, **extra: Any) -> dict[str, Any]:
     return {"EndpointMetadata": {"EndpointName": "shadow-test-endpoint", "EndpointStatus": status, **extra}}
 
 
+def old_props(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    """The Update's OldResourceProperties with `changes` (None removes a property)."""
+
+    def edit(event: dict[str, Any]) -> None:
+        old = event["OldResourceProperties"]
+        for key, value in changes.items():
+            if value is None:
+                old.pop(key, None)
+            else:
+                old[key] = value
+
+    return edit
+
+
 def continued(stop_sent: bool, link: int = 2, deadline: float = CLOCK_START + 600) -> Callable[[dict[str, Any]], None]:
     """The event as an earlier link hands it on."""
 
@@ -899,7 +913,8 @@ CASES = [
             stacks("UPDATE_IN_PROGRESS", updated_at=CLOCK_START - 30),
         ],
         status="FAILED",
-        reason="The stack began another operation after this Update was sent (its LastUpdatedTime is later): "
+        reason="The stack began another operation after this Update was sent (its LastUpdatedTime or DeletionTime "
+        "is later): "
         "inference experiment shadow-test was not stopped",
         sent_ago=120,
         id="update-copy-in-the-next-update",
@@ -1229,6 +1244,37 @@ CASES = [
         id="duplicate-after-own-fallback",
     ),
     Case(
+        ("Delete", "the experiment is deleted while the Delete waits"),
+        "Delete",
+        [
+            stacks("DELETE_IN_PROGRESS"),
+            describe("Running"),
+            stacks("DELETE_IN_PROGRESS"),
+            stop_refused("ResourceNotFound", "Inference experiment shadow-test not found"),
+            describe("Running"),  # still described: being deleted, or SageMaker not yet consistent
+        ],
+        logged="SageMaker would not stop shadow-test (ResourceNotFound: Inference experiment shadow-test not found): "
+        "it was not stopped",
+        id="delete-stop-not-found-but-still-described",
+    ),
+    Case(
+        # The previous declaration (answered at once) sent the same Reason with other actions: SageMaker's answer
+        # cannot tell that stop from this event's own, so it is someone else's, and a Promote fails.
+        ("Update/Delete", "an earlier delivery of the same event stopped it"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Completed", StatusReason=STOP["Reason"], CompletionTime=AFTER_SENT)],
+        status="FAILED",
+        reason="Inference experiment shadow-test was stopped by someone else or ended on its own",
+        edit=old_props(
+            Reason=STOP["Reason"],
+            ModelVariantActions={"shadow": "Remove", "production": "Retain"},
+            DesiredModelVariants=None,
+        ),
+        logged="which this Update's previous declaration sends too with another stop",
+        sent_ago=DUPLICATE_SENT_AGO,
+        id="same-reason-sent-by-the-previous-declaration",
+    ),
+    Case(
         ("Update/Delete", "an earlier delivery of the same event stopped it"),
         "Update",
         [stacks("UPDATE_IN_PROGRESS"), describe("Completed", StatusReason=STOP["Reason"], CompletionTime=BEFORE_SENT)],
@@ -1267,6 +1313,17 @@ CASES = [
                     stacks("DELETE_IN_PROGRESS"),
                     stop_refused("ResourceNotFound", "Inference experiment shadow-test does not exist"),
                     describe_fails("ResourceNotFound", "not found"),
+                ],
+                None,
+            ),
+            (
+                "delete-vanishes-before-the-stop-told-as-validation-exception",
+                [
+                    stacks("DELETE_IN_PROGRESS"),
+                    describe("Running"),
+                    stacks("DELETE_IN_PROGRESS"),
+                    stop_refused("ValidationException", "Inference experiment shadow-test does not exist"),
+                    describe_fails("ValidationException", "Inference experiment shadow-test does not exist"),
                 ],
                 None,
             ),

@@ -178,6 +178,10 @@ class Run:
         timing = Timing.of(sent, declaration.completion_timeout_seconds, declaration.service_timeout_seconds)
         if continuation is not None:
             timing = _bounded(timing, continuation, now)
+        # The stack's times are CloudFormation's: compared with the URL's signing time itself, not capped by
+        # this function's clock (which may run behind), lest an event seem older than its own operation.
+        signed = permission.signed_at(event.get("ResponseURL"))
+        signed = timing.sent if signed is None else signed
         # Where no Reason is declared, the stop names the event: SageMaker reports it as the experiment's
         # StatusReason, and a second delivery of this event recognises its own stop by it.
         if declaration.reason is None:
@@ -189,7 +193,7 @@ class Run:
             services,
             budget,
             timing,
-            Stack(services.cloudformation, str(event.get("StackId")), services.clock, services.jitter, timing.sent),
+            Stack(services.cloudformation, str(event.get("StackId")), services.clock, services.jitter, signed),
             now + max(0.0, budget.time_left),
             now,
             continuation,
@@ -535,6 +539,12 @@ class _Wait:
         if described is None:
             raise self._answer()
         if conflict is not None and described["Status"] not in {"Stopping", *ending.STOPPED}:
+            if run.request_type == "Delete" and not conflict.startswith("ConflictException"):
+                # Not found by the stop, yet still described (being deleted, or not yet consistent): teardown
+                # must not stick on it, and nothing was stopped.
+                raise NoStop(
+                    f"SageMaker would not stop {run.name} ({conflict}): it was not stopped", answers_failed=False
+                )
             raise StopFailed(f"SageMaker would not stop {run.name}: {conflict}")
         self.experiment = described
 
@@ -653,8 +663,10 @@ def _own_stop(run: Run, experiment: Experiment) -> str | None:
         if guarded and reason.startswith(prefix):
             why = reason[len(prefix) :]
             request, decision = _sent_request(declaration, f"{named}: {why}"), f"{named}: {why}"
+    if request.get("Reason") != reason or _old_stop_sent(run, reason, request):
+        return None
     if experiment["Status"] == "Stopping":
-        return decision if request.get("Reason") == reason else None
+        return decision
     if not ending.left_by(request, experiment, run.timing.sent):
         return None
     completed = experiment["CompletionTime"].timestamp()
@@ -664,6 +676,32 @@ def _own_stop(run: Run, experiment: Experiment) -> str | None:
             f"deadline (CompletionTimeoutSeconds {declaration.completion_timeout_seconds})"
         )
     return decision
+
+
+def _old_stop_sent(run: Run, reason: str, request: StopRequest) -> bool:
+    """Whether an Update's previous declaration would have sent another stop with this same Reason: SageMaker's
+    answer cannot then tell this event's own stop from that one's (answered at once, say), so it is not taken
+    for this event's own (fail safe: a Promote then answers FAILED, as for someone else's stop)."""
+    if run.request_type != "Update":
+        return False
+    try:
+        old = run.services.parse(run.event.get("OldResourceProperties"))
+    except InvalidProperties:
+        return False  # properties that could not be carried out sent no stop
+    candidates = [old.stop_request()]
+    if old.guard is not None and old.promotes:
+        for prefix, inconclusive in ((FALLBACK_REASON, False), (INCONCLUSIVE_REASON, True)):
+            if reason.startswith(prefix):
+                candidates.append(old.fallback_request(reason[len(prefix) :], inconclusive=inconclusive))
+    clash = any(sent.get("Reason") == reason and sent != request for sent in candidates)
+    if clash:
+        logger.warning(
+            "Inference experiment %s was stopped with the Reason %r, which this Update's previous declaration "
+            "sends too with another stop: it is not taken for this event's own",
+            run.name,
+            reason,
+        )
+    return clash
 
 
 def _stop_once(run: Run, experiment: Experiment, *, first_look: bool) -> tuple[str | None, str]:
@@ -771,7 +809,7 @@ def _stop(request: StopRequest, services: Services) -> str | None:
     except ClientError as error:
         if transient(error):
             raise  # the caller says what a stop that could not be sent means for its event
-        if code(error) not in {"ConflictException", "ResourceNotFound"}:
+        if code(error) != "ConflictException" and not not_found(error):
             raise failure(error, "sagemaker:StopInferenceExperiment", request["Name"]) from error
         # Describing again tells what it means: stopped meanwhile, or gone (a Delete then has nothing left to stop).
         logger.info("StopInferenceExperiment was refused (%s); describing again", message(error))

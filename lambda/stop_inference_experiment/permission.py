@@ -136,15 +136,15 @@ class Stack:
     stack_id: str
     clock: Clock
     jitter: Callable[[], float]
-    sent: float  # when CloudFormation sent the event
+    sent: float  # when CloudFormation sent the event, by its own clock where the ResponseURL is signed
 
     def status(self, until: float) -> StackState | None:
         """The stack's state, read again after throttling until `until`; None where it could not be read.
 
-        LastUpdatedTime is taken for the start of the stack's latest update (*unverified*: the API reference says
-        only "the time the stack was last updated"). One later than the event marks another operation; should
-        CloudFormation move it at other moments too, an event is refused that could have stopped: the safe side.
-        Without it, the stack was never updated, so no update began after the event.
+        LastUpdatedTime and DeletionTime are taken for the start of the stack's latest update and of its deletion
+        (*unverified*: the API reference says only "the time the stack was last updated" / "deleted"). Either one
+        later than the event marks another operation; should CloudFormation move them at other moments too, an
+        event is refused that could have stopped: the safe side. Without them, no update or deletion began.
         """
         try:
             stacks = read(
@@ -160,8 +160,8 @@ class Stack:
             return None
         if not stacks:
             return None
-        updated = stacks[0].get("LastUpdatedTime")
-        later = updated is not None and updated.timestamp() > self.sent + SENT_PRECISION_SECONDS
+        began = [stacks[0].get("LastUpdatedTime"), stacks[0].get("DeletionTime")]
+        later = any(time is not None and time.timestamp() > self.sent + SENT_PRECISION_SECONDS for time in began)
         return StackState(stacks[0]["StackStatus"], later_operation=later)
 
     def twin(self, logical_id: str, physical_id: str, until: float) -> str | None:
@@ -205,7 +205,8 @@ def check_stack(request_type: str, state: StackState | None, name: str) -> None:
         if not state.later_operation:
             return
         raise NoStop(
-            f"The stack began another operation after this {request_type} was sent (its LastUpdatedTime is later): "
+            f"The stack began another operation after this {request_type} was sent (its LastUpdatedTime or "
+            "DeletionTime is later): "
             f"inference experiment {name} was not stopped",
             answers_failed=request_type == "Update",
         )
