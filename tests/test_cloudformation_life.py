@@ -1110,6 +1110,14 @@ def a_stop_postponed_past_one_run(machine: CloudFormationLife) -> None:
     machine.deliver_every_due_event()
 
 
+def a_forged_continuation(machine: CloudFormationLife) -> None:
+    """An Update of an experiment that does not run before the deadline: its second link arrives with a record
+    whose deadline is forged 30 days out."""
+    machine.create(Declaration(completion_timeout=1800), (2500.0, 30.0, 120.0), "whole", "Reason", None)
+    machine.check_all()
+    machine.deliver_every_due_event(FORGERIES[0])
+
+
 def a_guard_that_promotes(machine: CloudFormationLife) -> None:
     """A guarded promotion whose window is whole and passing, sent by the stack's deletion."""
     declaration = Declaration(guard="Fail", completion_timeout=600)
@@ -1170,6 +1178,7 @@ def test_cloudformation_life(life: None) -> None:
     # WHEN CloudFormation's life runs: written out where a generated one brings it about too seldom, then as
     # Hypothesis generates it, with the invariants checked after every step
     scripted(a_stop_postponed_past_one_run)
+    scripted(a_forged_continuation)
     scripted(a_guard_that_promotes)
     scripted(a_promotion_delivered_twice)
     scripted(a_delete_that_cannot_read_its_experiment)
