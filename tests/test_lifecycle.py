@@ -360,11 +360,11 @@ class Case:
     id: str = field(default="")
 
 
-def running_to_done(stack_status: str) -> list[Call]:
+def running_to_done(stack_status: str, updated_at: float | None = None) -> list[Call]:
     """Running, then (the stack re-read right before the stop) stopped and waited through to Completed."""
     return [
         describe("Running"),
-        stacks(stack_status),
+        stacks(stack_status, updated_at),
         stop(),
         describe("Stopping"),
         describe("Stopping"),
@@ -464,11 +464,28 @@ CASES = [
         ("Update/Delete", "Running"),
         "Update",
         # Its own update: X-Amz-Date is whole seconds, so the update may seem to begin up to 1 s after the event.
-        [stacks("UPDATE_IN_PROGRESS", updated_at=CLOCK_START + 0.8), *running_to_done("UPDATE_IN_PROGRESS")],
+        [
+            stacks("UPDATE_IN_PROGRESS", updated_at=CLOCK_START + 0.8),
+            *running_to_done("UPDATE_IN_PROGRESS", updated_at=CLOCK_START + 0.8),
+        ],
         data_status="Completed",
         sleeps=[2.0, 3.0],
         sent_ago=0,
         id="update-running-in-its-own-update",
+    ),
+    Case(
+        ("Update/Delete", "Running"),
+        "Update",
+        # This function's clock 2 s behind CloudFormation's: the stack's LastUpdatedTime is compared with the
+        # URL's signing time itself, so its own update is not taken for a later one.
+        [
+            stacks("UPDATE_IN_PROGRESS", updated_at=CLOCK_START + 1.5),
+            *running_to_done("UPDATE_IN_PROGRESS", updated_at=CLOCK_START + 1.5),
+        ],
+        data_status="Completed",
+        sleeps=[2.0, 3.0],
+        sent_ago=-2,
+        id="update-running-with-the-function-clock-behind",
     ),
     Case(
         ("Update/Delete", "Running"),
