@@ -328,12 +328,14 @@ def borrowed(ending: Ending, sent: Sent) -> bool:
 
 
 def reason_shared_with_old(sent: Sent) -> bool:
-    """Whether an Update's previous declaration sends its Reason too, with another stop: a second delivery then
-    cannot tell its own stop from that one's, and answers as for someone else's (FAILED for a Promote)."""
+    """Whether an Update's previous declaration sends a Reason this Update sends too (the declared one, or a guard's
+    fallback): a second delivery then cannot tell its own stop from that one's, and answers as for someone
+    else's (FAILED for a Promote)."""
     old, new = sent.old_declaration, sent.declaration
-    if sent.request_type != "Update" or old is None or new.reason is None or old.reason != new.reason:
+    if sent.request_type != "Update" or old is None:
         return False
-    return declared_stop(old) != declared_stop(new) or (old.guard is not None and new.guard is not None)
+    same_reason = new.reason is not None and old.reason == new.reason
+    return same_reason or (old.guard is not None and old.promotes and new.guard is not None)
 
 
 def problems_with_success(answer: Answer, sent: Sent, evidence: dict[str, str]) -> list[str]:

@@ -126,10 +126,6 @@ def stop(**changes: Any) -> Call:
     return Call("sagemaker", "stop_inference_experiment", params, {"InferenceExperimentArn": arn})
 
 
-def stop_refused(code: str, message: str) -> Call:
-    return Call("sagemaker", "stop_inference_experiment", STOP, error=(code, message))
-
-
 def hand_on_fails(code: str, message: str, retries: int = 0) -> Call:
     params = {"FunctionName": FUNCTION_ARN, "InvocationType": "Event", "Payload": ANY}
     return Call("lambda", "invoke", params, error=(code, message), retries=retries)
@@ -151,6 +147,13 @@ def old_props(**changes: Any) -> Callable[[dict[str, Any]], None]:
                 old[key] = value
 
     return edit
+
+
+def guarded_before_and_now(event: dict[str, Any]) -> None:
+    """A guard that falls back, now and in the previous declaration (answered at once, with another Reason)."""
+    guarded(OnFailure="FallBack")(event)
+    guard = event["ResourceProperties"]["PromotionGuard"]
+    old_props(PromotionGuard=guard, Reason="shadow test running", CompletionTimeoutSeconds="0")(event)
 
 
 def continued(stop_sent: bool, link: int = 2, deadline: float = CLOCK_START + 600) -> Callable[[dict[str, Any]], None]:
@@ -1267,7 +1270,7 @@ CASES = [
             stacks("DELETE_IN_PROGRESS"),
             describe("Running"),
             stacks("DELETE_IN_PROGRESS"),
-            stop_refused("ResourceNotFound", "Inference experiment shadow-test not found"),
+            stop_fails("ResourceNotFound", "Inference experiment shadow-test not found"),
             describe("Running"),  # still described: being deleted, or SageMaker not yet consistent
         ],
         logged="SageMaker would not stop shadow-test (ResourceNotFound: Inference experiment shadow-test not found): "
@@ -1287,9 +1290,66 @@ CASES = [
             ModelVariantActions={"shadow": "Remove", "production": "Retain"},
             DesiredModelVariants=None,
         ),
-        logged="which this Update's previous declaration sends too with another stop",
+        logged="which this Update's previous declaration sends too",
         sent_ago=DUPLICATE_SENT_AGO,
         id="same-reason-sent-by-the-previous-declaration",
+    ),
+    Case(
+        # The previous declaration (guarded, answered at once) fell back; this one changes only the Reason, so its
+        # own fallback would be the very same stop: a verdict it never judged is not taken for its own.
+        ("Update/Delete", "an earlier delivery of the same event stopped it"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Stopping", StatusReason=f"Promotion guard failed, shadow removed: {SLOW_WHY}"),
+            describe(
+                "Completed",
+                StatusReason=f"Promotion guard failed, shadow removed: {SLOW_WHY}",
+                CompletionTime=AFTER_SENT,
+            ),
+        ],
+        status="FAILED",
+        reason="Inference experiment shadow-test was stopped by someone else or ended on its own",
+        edit=guarded_before_and_now,
+        sleeps=[2.0],
+        sent_ago=DUPLICATE_SENT_AGO,
+        id="previous-declarations-fallback-not-taken-for-its-own",
+    ),
+    Case(
+        # Properties this function now refuses, with the same Reason: their Reason alone decides.
+        ("Update/Delete", "an earlier delivery of the same event stopped it"),
+        "Update",
+        [stacks("UPDATE_IN_PROGRESS"), describe("Completed", StatusReason=STOP["Reason"], CompletionTime=AFTER_SENT)],
+        status="FAILED",
+        reason="Inference experiment shadow-test was stopped by someone else or ended on its own",
+        edit=old_props(Reason=STOP["Reason"], ModelVariantActions={"shadow": "Explode"}),
+        logged="which this Update's previous declaration sends too",
+        sent_ago=DUPLICATE_SENT_AGO,
+        id="same-reason-in-old-properties-refused-now",
+    ),
+    Case(
+        # Its own stop, accepted though botocore's retry of it answered ConflictException: the previous
+        # declaration (same Reason, other actions) cannot have stopped the experiment since this run saw it Running.
+        ("Update/Delete", "Stop answers ConflictException"),
+        "Update",
+        [
+            stacks("UPDATE_IN_PROGRESS"),
+            describe("Running"),
+            stacks("UPDATE_IN_PROGRESS"),
+            stop_fails("ConflictException", "Experiment is being stopped"),
+            describe("Stopping", StatusReason=STOP["Reason"]),
+            describe("Completed", StatusReason=STOP["Reason"], CompletionTime=AFTER_SENT),
+        ],
+        data_status="Completed",
+        decision="NoGuard",
+        edit=old_props(
+            Reason=STOP["Reason"],
+            ModelVariantActions={"shadow": "Retain", "production": "Retain"},
+            DesiredModelVariants=None,
+        ),
+        sleeps=[2.0],
+        sent_ago=0,
+        id="conflict-of-its-own-accepted-stop-same-reason-as-before",
     ),
     Case(
         ("Update/Delete", "an earlier delivery of the same event stopped it"),
@@ -1328,7 +1388,7 @@ CASES = [
                     stacks("DELETE_IN_PROGRESS"),
                     describe("Running"),
                     stacks("DELETE_IN_PROGRESS"),
-                    stop_refused("ResourceNotFound", "Inference experiment shadow-test does not exist"),
+                    stop_fails("ResourceNotFound", "Inference experiment shadow-test does not exist"),
                     describe_fails("ResourceNotFound", "not found"),
                 ],
                 None,
@@ -1339,7 +1399,7 @@ CASES = [
                     stacks("DELETE_IN_PROGRESS"),
                     describe("Running"),
                     stacks("DELETE_IN_PROGRESS"),
-                    stop_refused("ValidationException", "Inference experiment shadow-test does not exist"),
+                    stop_fails("ValidationException", "Inference experiment shadow-test does not exist"),
                     describe_fails("ValidationException", "Inference experiment shadow-test does not exist"),
                 ],
                 None,

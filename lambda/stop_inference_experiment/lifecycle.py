@@ -465,6 +465,7 @@ class _Wait:
         self.run, self.experiment = run, experiment
         self.stop_sent = run.continuation.stop_sent if run.continuation else False
         self.sent_here = self.stop_sent  # the stop was sent by this delivery's chain (not recognised afterwards)
+        self.tried = False  # this run saw the experiment Running and tried its stop (ConflictException, say)
         self.decision = run.continuation.decision if run.continuation else ""
         self.baking = _bake_of(run.continuation)
         self.first_look = run.continuation is None
@@ -493,7 +494,7 @@ class _Wait:
             return
         if not self.stop_sent and experiment["Status"] in {"Stopping", *ending.STOPPED}:
             # A stop this run did not send: an earlier delivery of this event's own, or someone else's.
-            own = _own_stop(run, experiment)
+            own = _own_stop(run, experiment, tried=self.tried)
             if own is None and experiment["Status"] in ending.STOPPED:
                 ending.check_foreign_end(run.declaration.stop_request(), run.request_type, experiment)
                 raise self._answer(experiment)
@@ -532,6 +533,7 @@ class _Wait:
     def _stop(self) -> None:
         run = self.run
         conflict, decided = _stop_once(run, self.experiment, first_look=self.first_look)
+        self.tried = True
         if conflict is None:
             self.stop_sent, self.sent_here, self.decision = True, True, decided
         # After an accepted stop, an experiment that cannot be read is still being stopped: wait on.
@@ -645,12 +647,14 @@ def _unbaked(run: Run, baking: bake.Bake) -> str:
     )
 
 
-def _own_stop(run: Run, experiment: Experiment) -> str | None:
+def _own_stop(run: Run, experiment: Experiment, *, tried: bool = False) -> str | None:
     """The decision of this event's own stop, where the experiment shows it sent it (an earlier delivery); else None.
 
     Read from the experiment alone, never by judging a guard again: the declared stop's Reason, or the Reason of
     its guard's fallback, which carries the verdict. Stopping counts where SageMaker already reports the Reason
     (*unverified* that it does before the experiment has ended: where it does not, the end is waited for).
+    Where this run `tried` its own stop (it saw the experiment Running), no earlier declaration's stop can have
+    come since: a late copy of an older event is refused.
 
     Raises:
         StopFailed: an Update whose own stop ended only after its deadline, as its first delivery then answered.
@@ -663,7 +667,7 @@ def _own_stop(run: Run, experiment: Experiment) -> str | None:
         if guarded and reason.startswith(prefix):
             why = reason[len(prefix) :]
             request, decision = _sent_request(declaration, f"{named}: {why}"), f"{named}: {why}"
-    if request.get("Reason") != reason or _old_stop_sent(run, reason, request):
+    if request.get("Reason") != reason or (not tried and _old_stop_sent(run, reason)):
         return None
     if experiment["Status"] == "Stopping":
         return decision
@@ -678,26 +682,29 @@ def _own_stop(run: Run, experiment: Experiment) -> str | None:
     return decision
 
 
-def _old_stop_sent(run: Run, reason: str, request: StopRequest) -> bool:
-    """Whether an Update's previous declaration would have sent another stop with this same Reason: SageMaker's
-    answer cannot then tell this event's own stop from that one's (answered at once, say), so it is not taken
-    for this event's own (fail safe: a Promote then answers FAILED, as for someone else's stop)."""
+def _old_stop_sent(run: Run, reason: str) -> bool:
+    """Whether an Update's previous declaration would have sent a stop with this same Reason: SageMaker's answer
+    cannot then tell this event's own stop from that one's (answered at once, say), so it is not taken for this
+    event's own (fail safe: a Promote then answers FAILED, as for someone else's stop)."""
     if run.request_type != "Update":
         return False
+    properties = run.event.get("OldResourceProperties")
     try:
-        old = run.services.parse(run.event.get("OldResourceProperties"))
+        old = run.services.parse(properties)
     except InvalidProperties:
-        return False  # properties that could not be carried out sent no stop
-    candidates = [old.stop_request()]
-    if old.guard is not None and old.promotes:
-        for prefix, inconclusive in ((FALLBACK_REASON, False), (INCONCLUSIVE_REASON, True)):
-            if reason.startswith(prefix):
-                candidates.append(old.fallback_request(reason[len(prefix) :], inconclusive=inconclusive))
-    clash = any(sent.get("Reason") == reason and sent != request for sent in candidates)
+        # Properties an earlier version carried out may be refused now: their Reason alone decides.
+        clash = isinstance(properties, Mapping) and properties.get("Reason") == reason
+    else:
+        candidates = [old.stop_request()]
+        if old.guard is not None and old.promotes:
+            for prefix, inconclusive in ((FALLBACK_REASON, False), (INCONCLUSIVE_REASON, True)):
+                if reason.startswith(prefix):
+                    candidates.append(old.fallback_request(reason[len(prefix) :], inconclusive=inconclusive))
+        clash = any(sent.get("Reason") == reason for sent in candidates)
     if clash:
         logger.warning(
             "Inference experiment %s was stopped with the Reason %r, which this Update's previous declaration "
-            "sends too with another stop: it is not taken for this event's own",
+            "sends too: it is not taken for this event's own",
             run.name,
             reason,
         )
