@@ -415,6 +415,7 @@ class World:
         self.throttled_until: dict[str, float] = {}
         self.slow: dict[str, tuple[float, int]] = {}  # service -> (seconds each call takes, calls left)
         self.invoke_trouble: str | None = None  # the next hand-on: "lost answer", "throttled" or "twice"
+        self.stop_answer_lost = False  # the next stop is accepted, its answer lost, and botocore's retry refused
         self.queue: list[Delivery] = []
         self.invokes: list[Delivery] = []
         self.current: Delivery | None = None
@@ -494,7 +495,13 @@ class World:
 
     def _StopInferenceExperiment(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802
         current = self.current
-        return self.stop(params, current.request_id if current else None, current.link if current else 0)
+        status, answer = self.stop(params, current.request_id if current else None, current.link if current else 0)
+        if status == 200 and self.stop_answer_lost:
+            # Accepted, but the answer never came back: botocore's retry finds the experiment Stopping.
+            self.stop_answer_lost = False
+            self.trouble.add("a stop's answer lost")
+            return _error(400, "ConflictException", f"Inference experiment {params['Name']} is Stopping")
+        return status, answer
 
     def stop(self, params: dict[str, Any], request_id: str | None, link: int = 0) -> tuple[int, dict[str, Any]]:
         """A stop, from a run of the handler or (request_id None) by hand."""
@@ -517,7 +524,8 @@ class World:
     def in_trouble(self) -> bool:
         """Whether some trouble is still switched on (a throttle, slow calls, a coming Invoke's trouble)."""
         throttled = any(until > self.clock.now for until in self.throttled_until.values())
-        return throttled or any(left for _, left in self.slow.values()) or self.invoke_trouble is not None
+        coming = self.invoke_trouble is not None or self.stop_answer_lost
+        return throttled or any(left for _, left in self.slow.values()) or coming
 
     def _as_sent(self) -> StackView:
         """The stack of the event whose run is going on, as a call leaves the handler."""

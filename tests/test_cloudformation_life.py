@@ -142,10 +142,11 @@ GUARDS = (None, "Fail", "FallBack")
 SIGNATURE = re.compile(r"[0-9a-f]{64}")
 TRACEBACKS = logging.Formatter()
 # What the handler cannot tell apart (README, "Exactly one answer per delivery"): a stop under way, or ended after
-# a Delete was sent, whose StatusReason is the Reason the Delete declares, sent by another event of the same
-# stopper that declared the same Reason (an update answered at once with a completion timeout of 0, say).
-# SageMaker's answer is the same as for the Delete's own earlier delivery, so it is taken for that. (An Update
-# whose previous declaration sent the same Reason with another stop takes no such stop for its own.)
+# this event was sent, whose StatusReason is the Reason this event declares, sent by another event of the same
+# stopper that declared the same Reason. SageMaker's answer is the same as for this event's own earlier delivery,
+# so it is taken for that: by a Delete, whatever that stop was (an update answered at once with a completion
+# timeout of 0, say); by an Update, only where it is exactly the stop the Update declares (the same declaration
+# deployed again after a rollback), as its previous declaration's Reason is checked (see taken_for_own).
 SAME_REASON_IS_OWN = True
 # What the machine must have brought about at least once over the whole run, else it tests less than it says.
 SITUATIONS: Counter[str] = Counter()
@@ -327,6 +328,16 @@ def borrowed(ending: Ending, sent: Sent) -> bool:
     return ending.call.request_id not in {None, sent.request_id} and (reason == sent.declaration.reason or fallback)
 
 
+def taken_for_own(ending: Ending, sent: Sent) -> bool:
+    """Whether the handler cannot but take another event's stop for `sent`'s own: any, for a Delete; for an Update,
+    one that is exactly the stop it declares, Reason and all (an earlier event of the same declaration: an update
+    that timed out, rolled back and was deployed again, say). Its end is then exactly the declared one."""
+    if sent.request_type == "Delete":
+        return True
+    params = dict(ending.call.params)
+    return params.pop("Reason", None) == sent.declaration.reason and params == declared_stop(sent.declaration)
+
+
 def reason_shared_with_old(sent: Sent) -> bool:
     """Whether an Update's previous declaration sends a Reason this Update sends too (the declared one, or a guard's
     fallback): a second delivery then cannot tell its own stop from that one's, and answers as for someone
@@ -345,13 +356,7 @@ def problems_with_success(answer: Answer, sent: Sent, evidence: dict[str, str]) 
     decision, reported = str(data.get("Decision", "")), data.get("Status")
     ending = answer.ending
     own = ending is not None and ending.call.request_id == sent.request_id
-    if (
-        ending is not None
-        and not own
-        and borrowed(ending, sent)
-        and SAME_REASON_IS_OWN
-        and sent.request_type == "Delete"
-    ):
+    if ending is not None and not own and borrowed(ending, sent) and SAME_REASON_IS_OWN and taken_for_own(ending, sent):
         return []  # another event's stop, sent with the Reason this event declares, taken for its own
     if decision:
         kinds = {  # what the stop that ended the experiment must have done, by the Decision it reports
@@ -411,6 +416,7 @@ class Run:
     copy_of_a_warm_link: bool
     finished: float  # when it answered, handed on, or ended
     trouble: frozenset[str]  # what it met (see Answer.trouble)
+    stopped: bool = False  # it sent a stop that SageMaker accepted
 
     @property
     def answered(self) -> bool:
@@ -506,6 +512,7 @@ TROUBLES = {  # what AWS can do for a while: (service, how, seconds or calls)
     "an Invoke's answer is lost": ("lambda", "lost answer", 0),
     "an Invoke is throttled": ("lambda", "throttled", 0),
     "an Invoke is run twice": ("lambda", "twice", 0),
+    "a stop's answer is lost": ("sagemaker", "stop answer lost", 0),
 }
 
 
@@ -587,7 +594,7 @@ class CloudFormationLife(RuleBasedStateMachine):
         if world.clock.now - delivery.queued_at > min(longest + 120, 3600):
             self.lost.add(delivery.request_id)  # older than the function's maximum event age: dropped
             return
-        answers, invokes = len(self.answers.noted), len(world.invokes)
+        answers, invokes, stops = len(self.answers.noted), len(world.invokes), len(world.stops)
         sent = world.events[delivery.request_id]
         found = world.experiments.get(sent.declaration.name)
         status = None if found is None or found.deleted_at is not None else found.status(world.clock.now)
@@ -618,8 +625,21 @@ class CloudFormationLife(RuleBasedStateMachine):
         rid = delivery.request_id
         answered = [answer for answer in self.answers.noted[answers:] if answer.body.get("RequestId") == rid]
         handed_on = any(invoke.request_id == rid for invoke in world.invokes[invokes:])
+        stopped = any(call.request_id == rid and call.accepted for call in world.stops[stops:])
         self.runs.append(
-            Run(delivery, arrived, status, ending, stack_status, answered, handed_on, warm_copy, finished, trouble)
+            Run(
+                delivery,
+                arrived,
+                status,
+                ending,
+                stack_status,
+                answered,
+                handed_on,
+                warm_copy,
+                finished,
+                trouble,
+                stopped,
+            )
         )
         world.stack_of(rid).take_answers(self.answers)
 
@@ -873,6 +893,8 @@ class CloudFormationLife(RuleBasedStateMachine):
             self.world.throttled_until[service] = self.world.clock.now + float(amount)
         elif how == "slow":
             self.world.slow[service] = (160.0, int(amount))
+        elif how == "stop answer lost":
+            self.world.stop_answer_lost = True
         else:
             self.world.invoke_trouble = how
 
@@ -953,6 +975,9 @@ class CloudFormationLife(RuleBasedStateMachine):
                 f"invariant 5: {what} neither answered nor handed the wait on"
             )
             assert len(run.answers) <= 1, f"invariant 5: {what} answered {len(run.answers)} times"
+            for answer in run.answers if run.stopped else []:
+                reason = str(answer.body.get("Reason"))
+                assert "stopped by someone else" not in reason, f"invariant 3: {what} sent the stop, yet: {reason}"
             # An Invoke whose answer was lost may have been accepted: the run cannot know, and answers (README).
             lost = "an Invoke lost answer" in run.trouble
             assert not (run.answers and run.handed_on) or lost, f"invariant 5: {what} answered and handed on"
@@ -1120,6 +1145,16 @@ def a_forged_continuation(machine: CloudFormationLife) -> None:
     machine.deliver_every_due_event(FORGERIES[0])
 
 
+def an_accepted_stop_whose_answer_is_lost(machine: CloudFormationLife) -> None:
+    """An Update that keeps its Reason and now promotes: its stop is accepted, but the answer is lost and
+    botocore's retry meets ConflictException. The run saw the experiment Running: the stop is its own."""
+    removes = Declaration(actions=ACTIONS["remove the shadow"], shadow_instances=None, guard=None)
+    machine.create(removes, (0.0, 30.0, 120.0), "whole", "ModelVariantActions", None)
+    machine.check_all()
+    trouble = "a stop's answer is lost"
+    machine.deliver(How(0, "on time", twice=False, cold=False, trouble=trouble, forgery=None))
+
+
 def a_guard_that_promotes(machine: CloudFormationLife) -> None:
     """A guarded promotion whose window is whole and passing, sent by the stack's deletion."""
     declaration = Declaration(guard="Fail", completion_timeout=600)
@@ -1182,6 +1217,7 @@ def test_cloudformation_life(life: None) -> None:
     scripted(a_stop_postponed_past_one_run)
     scripted(a_forged_continuation)
     scripted(a_guard_that_promotes)
+    scripted(an_accepted_stop_whose_answer_is_lost)
     scripted(a_promotion_delivered_twice)
     scripted(a_delete_that_cannot_read_its_experiment)
     scripted(an_experiment_deleted_right_before_the_stop)
