@@ -1155,6 +1155,32 @@ def an_accepted_stop_whose_answer_is_lost(machine: CloudFormationLife) -> None:
     machine.deliver(How(0, "on time", twice=False, cold=False, trouble=trouble, forgery=None))
 
 
+def a_promotion_that_finds_a_stop_by_hand(machine: CloudFormationLife) -> None:
+    """Someone removes the shadow by hand; then an Update that promotes finds the experiment Stopping."""
+    machine.create(Declaration(completion_timeout=600), (0.0, 240.0, 120.0), "whole", None, None)
+    machine.check_all()
+    machine.something_happens_to_the_experiment("stopped by hand, the shadow removed", 0.0)
+    machine.check_all()
+    machine.an_update_changes_the_declaration(Update("Reason", 1, None, 0.0, "whole"))
+    machine.check_all()
+    machine.deliver_every_due_event()
+
+
+def a_promotion_after_a_removal_with_the_same_reason(machine: CloudFormationLife) -> None:
+    """An update removes the shadow and answers at once (completion timeout 0); the next one, with the same
+    Reason, promotes it and finds the experiment still Stopping from the first."""
+    retains = Declaration(actions=ACTIONS["retain both"], shadow_instances=None, guard=None, completion_timeout=0)
+    machine.create(retains, (0.0, 2000.0, 120.0), "whole", None, None)
+    machine.check_all()
+    machine.an_update_changes_the_declaration(Update("ModelVariantActions", 1, None, 0.0, "whole"))
+    machine.check_all()
+    machine.deliver_every_due_event()
+    machine.check_all()
+    machine.an_update_changes_the_declaration(Update("ModelVariantActions", 1, None, 0.0, "whole"))
+    machine.check_all()
+    machine.deliver_every_due_event()
+
+
 def a_guard_that_promotes(machine: CloudFormationLife) -> None:
     """A guarded promotion whose window is whole and passing, sent by the stack's deletion."""
     declaration = Declaration(guard="Fail", completion_timeout=600)
@@ -1218,6 +1244,8 @@ def test_cloudformation_life(life: None) -> None:
     scripted(a_forged_continuation)
     scripted(a_guard_that_promotes)
     scripted(an_accepted_stop_whose_answer_is_lost)
+    scripted(a_promotion_that_finds_a_stop_by_hand)
+    scripted(a_promotion_after_a_removal_with_the_same_reason)
     scripted(a_promotion_delivered_twice)
     scripted(a_delete_that_cannot_read_its_experiment)
     scripted(an_experiment_deleted_right_before_the_stop)
