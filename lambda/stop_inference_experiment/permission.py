@@ -48,7 +48,8 @@ WARRANTS = {
 }
 CLEANUP = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
 RESOURCE_TYPE = "Custom::InferenceExperimentStop"
-# X-Amz-Date is whole seconds: a LastUpdatedTime up to this much after it can still be the event's own operation.
+# X-Amz-Date is whole seconds: a LastUpdatedTime (or DeletionTime) up to this much after it can still be the
+# event's own operation.
 SENT_PRECISION_SECONDS = 1.0
 
 
