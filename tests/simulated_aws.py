@@ -15,15 +15,17 @@ answer is checked against the operation's output shape. What is simulated:
 - CloudFormation: the stack's operations (create, update, delete), which send the custom-resource events
   (SigV4 ResponseURLs dated when they are sent, each with its own path and signature), take the answers PUT
   to them, clean up after a replacement or a removed resource, and roll back after a FAILED answer, a
-  ServiceTimeout or another resource's failure. DescribeStacks and ListStackResources show where it stands.
+  ServiceTimeout or another resource's failure. DescribeStacks and ListStackResources show where it stands
+  (LastUpdatedTime moves as an update begins, DeletionTime is set as the deletion begins: the handler's own,
+  unverified, reading of them).
 - CloudWatch: GetMetricData over a guard's window, answered whole, partial or empty; one window's data,
   once read, stays what it was (every delivery of one event reads the same figures).
 - Lambda: the function's async queue (at least once, possibly late; an event older than the maximum event
   age is dropped), Invoke (how the handler hands a long wait on), and the function's timeout, at which
   crhelper's timer answers and the run ends.
 
-Throttling (of reads: a stop that cannot be sent is another matter), slow calls and an Invoke whose answer
-is lost can be switched on for a while.
+Throttling (of reads: a stop that cannot be sent is another matter), slow calls, an Invoke whose answer is
+lost and a stop whose answer is lost can be switched on for a while.
 """
 
 from __future__ import annotations

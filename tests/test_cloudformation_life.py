@@ -14,7 +14,8 @@ Update back to the old properties, then the rollback's clean-up); a stack delete
 (after the event's deadline, after CloudFormation gave up) and twice; a stop by hand with other actions; the
 experiment deleted; a guard's metrics whole, worse, partial or empty; an experiment Starting for a while;
 throttled reads, slow calls, a function that goes cold, an Invoke whose answer is lost or that Lambda runs
-twice, and a forged continuation record.
+twice, a stop accepted whose answer is lost (botocore's retry meets ConflictException), and a forged
+continuation record. Lives that generation brings about too seldom are also written out step by step (below).
 
 What users rely on, checked after every step:
 
