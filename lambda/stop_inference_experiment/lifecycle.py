@@ -31,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from metrics import Verdict
 from outcomes import HandedOn, InvalidProperties, NoStop, Outcome, StopFailed
 from permission import MAX_LINKS, Stack, Timing
-from properties import FALLBACK_REASON, INCONCLUSIVE_REASON, StopDeclaration, parse, quote
+from properties import FALLBACKS, StopDeclaration, parse, quote
 from waiting import CONTINUATION, HAND_ON_SECONDS, Continuation, Poller, hand_on
 
 if TYPE_CHECKING:
@@ -659,16 +659,11 @@ def _own_stop(run: Run, experiment: Experiment, *, tried: bool = False) -> str |
     Raises:
         StopFailed: an Update whose own stop ended only after its deadline, as its first delivery then answered.
     """
-    declaration = run.declaration
-    guarded = declaration.guard is not None and declaration.promotes
     reason = str(experiment.get("StatusReason") or "")
-    request, decision = declaration.stop_request(), "Promoted" if guarded else "NoGuard"
-    for prefix, named in ((FALLBACK_REASON, "FellBack"), (INCONCLUSIVE_REASON, "Inconclusive")):
-        if guarded and reason.startswith(prefix):
-            why = reason[len(prefix) :]
-            request, decision = _sent_request(declaration, f"{named}: {why}"), f"{named}: {why}"
-    if request.get("Reason") != reason or (not tried and _old_stop_sent(run, reason)):
+    sent = run.declaration.sent_with(reason)
+    if sent is None or (not tried and _old_stop_sent(run, reason)):
         return None
+    request, decision = sent
     if experiment["Status"] == "Stopping":
         return decision
     if not ending.left_by(request, experiment, run.timing.sent):
@@ -677,7 +672,7 @@ def _own_stop(run: Run, experiment: Experiment, *, tried: bool = False) -> str |
     if run.request_type == "Update" and not run.timing.at_once_only and completed > run.timing.deadline:
         raise StopFailed(
             f"Inference experiment {run.name} ended {completed - run.timing.deadline:.0f} s after this event's "
-            f"deadline (CompletionTimeoutSeconds {declaration.completion_timeout_seconds})"
+            f"deadline (CompletionTimeoutSeconds {run.declaration.completion_timeout_seconds})"
         )
     return decision
 
@@ -695,12 +690,7 @@ def _old_stop_sent(run: Run, reason: str) -> bool:
         # Properties an earlier version carried out may be refused now: their Reason alone decides.
         clash = isinstance(properties, Mapping) and properties.get("Reason") == reason
     else:
-        candidates = [old.stop_request()]
-        if old.guard is not None and old.promotes:
-            for prefix, inconclusive in ((FALLBACK_REASON, False), (INCONCLUSIVE_REASON, True)):
-                if reason.startswith(prefix):
-                    candidates.append(old.fallback_request(reason[len(prefix) :], inconclusive=inconclusive))
-        clash = any(sent.get("Reason") == reason for sent in candidates)
+        clash = old.sent_with(reason) is not None
     if clash:
         logger.warning(
             "Inference experiment %s was stopped with the Reason %r, which this Update's previous declaration "
@@ -779,9 +769,9 @@ def _thresholds(declaration: StopDeclaration) -> dict[str, Any]:
 def _sent_request(declaration: StopDeclaration, decision: str) -> StopRequest:
     """The stop this event sent, from its decision (a fallback is the only stop that differs from the declared;
     its Reason holds the verdict that its decision names)."""
-    for prefix, inconclusive in (("FellBack: ", False), ("Inconclusive: ", True)):
-        if decision.startswith(prefix):
-            return declaration.fallback_request(decision[len(prefix) :], inconclusive=inconclusive)
+    for _, named, inconclusive in FALLBACKS:
+        if decision.startswith(f"{named}: "):
+            return declaration.fallback_request(decision.removeprefix(f"{named}: "), inconclusive=inconclusive)
     return declaration.stop_request()
 
 

@@ -31,6 +31,7 @@ COUNT = re.compile(r"\d{1,9}")
 
 
 __all__ = [
+    "FALLBACKS",
     "FALLBACK_REASON",
     "INCONCLUSIVE_REASON",
     "Guard",
@@ -44,6 +45,8 @@ MAX_SERVICE_TIMEOUT_SECONDS = 3600  # CloudFormation's limit, and its default
 # The Reasons a guard's fallback stop sends, before the verdict: SageMaker reports them back as StatusReason.
 FALLBACK_REASON = "Promotion guard failed, shadow removed: "
 INCONCLUSIVE_REASON = "Promotion guard inconclusive, shadow removed: "
+# Each fallback: the start of its Reason, the name its decision begins with, whether the evidence was inconclusive.
+FALLBACKS = ((FALLBACK_REASON, "FellBack", False), (INCONCLUSIVE_REASON, "Inconclusive", True))
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,19 @@ class StopDeclaration:
         if self.reason is not None:
             request["Reason"] = self.reason
         return request
+
+    def sent_with(self, reason: str) -> tuple[StopInferenceExperimentRequestTypeDef, str] | None:
+        """The stop this declaration sends with the Reason `reason`, and its decision: a guard's fallback (its
+        Reason carries the verdict), or the declared stop; None where it sends no stop with that Reason."""
+        guarded = self.guard is not None and self.promotes
+        for prefix, named, inconclusive in FALLBACKS:
+            if guarded and reason.startswith(prefix):
+                why = reason[len(prefix) :]
+                fallback = self.fallback_request(why, inconclusive=inconclusive)
+                if fallback["Reason"] == reason:
+                    return fallback, f"{named}: {why}"
+        request = self.stop_request()
+        return (request, "Promoted" if guarded else "NoGuard") if request.get("Reason") == reason else None
 
     def fallback_request(self, why: str, *, inconclusive: bool = False) -> StopInferenceExperimentRequestTypeDef:
         """The stop for a failed (or inconclusive) promotion guard: the shadow Removed, every other variant Retained."""
