@@ -463,33 +463,27 @@ CASES = [
         sleeps=[2.0, 3.0],
         id="update-running",
     ),
-    Case(
-        ("Update/Delete", "Running"),
-        "Update",
-        # Its own update: X-Amz-Date is whole seconds, so the update may seem to begin up to 1 s after the event.
-        [
-            stacks("UPDATE_IN_PROGRESS", updated_at=CLOCK_START + 0.8),
-            *running_to_done("UPDATE_IN_PROGRESS", updated_at=CLOCK_START + 0.8),
-        ],
-        data_status="Completed",
-        sleeps=[2.0, 3.0],
-        sent_ago=0,
-        id="update-running-in-its-own-update",
-    ),
-    Case(
-        ("Update/Delete", "Running"),
-        "Update",
-        # This function's clock 2 s behind CloudFormation's: the stack's LastUpdatedTime is compared with the
-        # URL's signing time itself, so its own update is not taken for a later one.
-        [
-            stacks("UPDATE_IN_PROGRESS", updated_at=CLOCK_START + 1.5),
-            *running_to_done("UPDATE_IN_PROGRESS", updated_at=CLOCK_START + 1.5),
-        ],
-        data_status="Completed",
-        sleeps=[2.0, 3.0],
-        sent_ago=-2,
-        id="update-running-with-the-function-clock-behind",
-    ),
+    # An update of its own, whose stack's LastUpdatedTime is read right before the stop: X-Amz-Date is whole
+    # seconds, so the update may seem to begin up to 1 s after the event; and with this function's clock 2 s behind
+    # CloudFormation's, the stack's time is compared with the URL's signing time itself.
+    *[
+        Case(
+            ("Update/Delete", "Running"),
+            "Update",
+            [
+                stacks("UPDATE_IN_PROGRESS", updated_at=CLOCK_START + updated_after),
+                *running_to_done("UPDATE_IN_PROGRESS", updated_at=CLOCK_START + updated_after),
+            ],
+            data_status="Completed",
+            sleeps=[2.0, 3.0],
+            sent_ago=sent_ago,
+            id=case_id,
+        )
+        for case_id, updated_after, sent_ago in (
+            ("update-running-in-its-own-update", 0.8, 0),
+            ("update-running-with-the-function-clock-behind", 1.5, -2),
+        )
+    ],
     Case(
         ("Update/Delete", "Running"),
         "Delete",
