@@ -1862,6 +1862,32 @@ def test_a_failed_create_answers_with_a_physical_id_that_is_not_an_experiment_na
     assert answer["PhysicalResourceId"].startswith("ShadowTestStack_StopShadowTest04108110_")
 
 
+def test_the_previous_declarations_reason_is_weighed_once_while_someone_elses_stop_is_waited_out(
+    run: Callable[[Case], dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an Update whose previous declaration sent the same Reason with other actions, and the experiment still
+    # Stopping with it over two polls
+    same_reason = old_props(
+        Reason=STOP["Reason"],
+        ModelVariantActions={"shadow": "Remove", "production": "Retain"},
+        DesiredModelVariants=None,
+    )
+    calls = [
+        stacks("UPDATE_IN_PROGRESS"),
+        describe("Stopping", StatusReason=STOP["Reason"]),
+        describe("Stopping", StatusReason=STOP["Reason"]),
+        describe("Completed", StatusReason=STOP["Reason"], CompletionTime=AFTER_SENT),
+    ]
+
+    # WHEN it waits the stop out
+    answer = run(Case(("Update", "Stopping"), "Update", calls, edit=same_reason, sent_ago=DUPLICATE_SENT_AGO))
+
+    # THEN the stop is not taken for its own, and that is weighed (and logged) once, not at every poll
+    assert answer["Status"] == "FAILED"
+    assert "stopped by someone else" in answer["Reason"]
+    assert caplog.text.count("which this Update's previous declaration sends too") == 1
+
+
 def readme_rows() -> set[tuple[str, str]]:
     """The (event, situation) cells of the README's lifecycle table."""
     text = README.read_text()

@@ -466,6 +466,7 @@ class _Wait:
         self.stop_sent = run.continuation.stop_sent if run.continuation else False
         self.sent_here = self.stop_sent  # the stop was sent by this delivery's chain (not recognised afterwards)
         self.tried = False  # this run saw the experiment Running and tried its stop (ConflictException, say)
+        self.previous_sends: dict[str, bool] = {}  # per StatusReason: whether the previous declaration sends it
         self.decision = run.continuation.decision if run.continuation else ""
         self.baking = _bake_of(run.continuation)
         self.first_look = run.continuation is None
@@ -494,7 +495,7 @@ class _Wait:
             return
         if not self.stop_sent and experiment["Status"] in {"Stopping", *ending.STOPPED}:
             # A stop this run did not send: an earlier delivery of this event's own, or someone else's.
-            own = _own_stop(run, experiment, tried=self.tried)
+            own = _own_stop(run, experiment, self._previous_sent)
             if own is None and experiment["Status"] in ending.STOPPED:
                 ending.check_foreign_end(run.declaration.stop_request(), run.request_type, experiment)
                 raise self._answer(experiment)
@@ -517,6 +518,16 @@ class _Wait:
             self._stop()
             return
         self._wait()
+
+    def _previous_sent(self, reason: str) -> bool:
+        """Whether the previous declaration sends this Reason too, read once per Reason (polls repeat the question);
+        never once this run tried its own stop: no earlier declaration's stop can have come since, as a late copy
+        of an older event is refused."""
+        if self.tried:
+            return False
+        if reason not in self.previous_sends:
+            self.previous_sends[reason] = _old_stop_sent(self.run, reason)
+        return self.previous_sends[reason]
 
     def _bake(self) -> None:
         """The experiment ended as this event declared: answer, or bake its promotion a while."""
@@ -647,21 +658,20 @@ def _unbaked(run: Run, baking: bake.Bake) -> str:
     )
 
 
-def _own_stop(run: Run, experiment: Experiment, *, tried: bool = False) -> str | None:
+def _own_stop(run: Run, experiment: Experiment, previous_sent: Callable[[str], bool]) -> str | None:
     """The decision of this event's own stop, where the experiment shows it sent it (an earlier delivery); else None.
 
     Read from the experiment alone, never by judging a guard again: the declared stop's Reason, or the Reason of
     its guard's fallback, which carries the verdict. Stopping counts where SageMaker already reports the Reason
     (*unverified* that it does before the experiment has ended: where it does not, the end is waited for).
-    Where this run `tried` its own stop (it saw the experiment Running), no earlier declaration's stop can have
-    come since: a late copy of an older event is refused.
+    A Reason the previous declaration sends too (`previous_sent`) cannot be told apart: not its own.
 
     Raises:
         StopFailed: an Update whose own stop ended only after its deadline, as its first delivery then answered.
     """
     reason = str(experiment.get("StatusReason") or "")
     sent = run.declaration.sent_with(reason)
-    if sent is None or (not tried and _old_stop_sent(run, reason)):
+    if sent is None or previous_sent(reason):
         return None
     request, decision = sent
     if experiment["Status"] == "Stopping":
