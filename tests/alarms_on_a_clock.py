@@ -6,10 +6,13 @@ operation's output shape. Each double records the requests it was sent as the ca
 parameters, with the fake clock's time), so that a test can write a request out literally.
 
 - `AlarmsOnAClock`: DescribeAlarms, honouring AlarmNames, AlarmTypes (CloudWatch returns only metric alarms
-  where AlarmTypes is not given), MaxRecords and NextToken; each alarm is OK until its time comes, then ALARM.
+  where AlarmTypes is not given), MaxRecords and NextToken; each alarm is OK (or INSUFFICIENT_DATA) until its
+  time comes, then ALARM (until it clears, if it does). DescribeAlarmHistory answers every StateUpdate recorded
+  by then, with StartDate, EndDate, ScanBy, MaxRecords and NextToken honoured, as CloudWatch's history is.
 - `EndpointOnAClock`: ExperimentOnAClock whose endpoint also answers UpdateEndpoint (or refuses it) and
-  DescribeEndpoint: Updating for `update_takes` seconds after an update, then InService on the new endpoint
-  configuration, or, where the update fails, `failed_status` with SageMaker's FailureReason. The experiment's
+  DescribeEndpoint: Updating for `update_takes` seconds after an update (PendingDeploymentSummary naming the
+  configuration it moves to), then InService on the new endpoint configuration (LastModifiedTime: when it began
+  serving it), or, where the update fails, `failed_status` with SageMaker's FailureReason. The experiment's
   EndpointMetadata shows the endpoint as it is at each read, as the handler takes it to (it waits there for the
   promoted variant to serve).
 - `StackInProgress`, `EventBus` and `SelfInvoker`: DescribeStacks, PutEvents and the hand-on's Invoke, answered.
@@ -116,11 +119,28 @@ class _Answering:
 
 @dataclass(frozen=True)
 class Alarm:
-    """A CloudWatch alarm that is OK until `fires_at()` (read at each call: it may name a time not yet known)."""
+    """A CloudWatch alarm that is `quiet` (OK, or INSUFFICIENT_DATA) until `fires_at()`, then ALARM until `clears_at()`;
+    INSUFFICIENT_DATA from `lacks_data_from()` where it is not in ALARM (each read at every call: it may name a time
+    not yet known)."""
 
     name: str
     fires_at: Callable[[], float] = lambda: NEVER
     composite: bool = False
+    clears_at: Callable[[], float] = lambda: NEVER
+    quiet: str = "OK"
+
+    lacks_data_from: Callable[[], float] = lambda: NEVER
+
+    def state(self, now: float) -> str:
+        if self.fires_at() <= now < self.clears_at():
+            return "ALARM"
+        return "INSUFFICIENT_DATA" if now >= self.lacks_data_from() else self.quiet
+
+    def transitions(self, now: float) -> list[tuple[float, str, str]]:
+        """(when, old state, new state) of every change recorded by `now`, oldest first."""
+        points = sorted({p for p in (self.fires_at(), self.clears_at(), self.lacks_data_from()) if math.isfinite(p)})
+        changes = [(p, self.state(p - 0.001), self.state(p)) for p in points if p <= now]
+        return [change for change in changes if change[1] != change[2]]
 
 
 class AlarmsOnAClock(_Answering):
@@ -129,11 +149,14 @@ class AlarmsOnAClock(_Answering):
     def __init__(self, clock: Clock, alarms: Sequence[Alarm]) -> None:
         super().__init__("cloudwatch", clock)
         self.alarms = {alarm.name: alarm for alarm in alarms}
+        self.origin = clock.time() - 3600  # every alarm was in its quiet state since then
 
     def state(self, name: str) -> str:
-        return "ALARM" if self.clock.time() >= self.alarms[name].fires_at() else "OK"
+        return self.alarms[name].state(self.clock.time())
 
     def respond(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        if operation == "DescribeAlarmHistory":
+            return self._history(params)
         if operation != "DescribeAlarms":
             return super().respond(operation, params)
         types = params.get("AlarmTypes", ["MetricAlarm"])  # CloudWatch's default: metric alarms only
@@ -154,15 +177,48 @@ class AlarmsOnAClock(_Answering):
             response["NextToken"] = str(end)
         return response
 
+    def _history(self, params: dict[str, Any]) -> dict[str, Any]:
+        alarm = self.alarms.get(params.get("AlarmName", ""))
+        types = params.get("AlarmTypes", ["MetricAlarm"])
+        if alarm is None or ("CompositeAlarm" if alarm.composite else "MetricAlarm") not in types:
+            return {"AlarmHistoryItems": []}
+        assert params.get("HistoryItemType") == "StateUpdate"
+        start = params["StartDate"].timestamp() if "StartDate" in params else -NEVER
+        end = params["EndDate"].timestamp() if "EndDate" in params else NEVER
+        items = [
+            {
+                "AlarmName": alarm.name,
+                "AlarmType": "CompositeAlarm" if alarm.composite else "MetricAlarm",
+                "Timestamp": datetime.datetime.fromtimestamp(when, datetime.UTC),
+                "HistoryItemType": "StateUpdate",
+                "HistorySummary": f"Alarm updated from {old} to {new}",
+                "HistoryData": json.dumps(
+                    {"version": "1.0", "oldState": {"stateValue": old}, "newState": {"stateValue": new}}
+                ),
+            }
+            for when, old, new in alarm.transitions(self.clock.time())
+            if start <= when <= end
+        ]
+        if params.get("ScanBy", "TimestampDescending") == "TimestampDescending":
+            items.reverse()
+        first = int(params.get("NextToken", 0))
+        last = first + int(params.get("MaxRecords", 50))
+        response: dict[str, Any] = {"AlarmHistoryItems": items[first:last]}
+        if last < len(items):
+            response["NextToken"] = str(last)
+        return response
+
     def _described(self, name: str) -> dict[str, Any]:
         state = self.state(name)
-        since = self.alarms[name].fires_at() if state == "ALARM" else self.clock.time() - 3600
+        changes = self.alarms[name].transitions(self.clock.time())
+        since = changes[-1][0] if changes else self.origin
         return {
             "AlarmName": name,
             "AlarmArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
             "StateValue": state,
             "StateReason": "Threshold Crossed" if state == "ALARM" else "Within the threshold",
             "StateUpdatedTimestamp": datetime.datetime.fromtimestamp(since, datetime.UTC),
+            "StateTransitionedTimestamp": datetime.datetime.fromtimestamp(since, datetime.UTC),
         }
 
     def _metric_alarm(self, name: str) -> dict[str, Any]:
@@ -210,6 +266,7 @@ class EndpointOnAClock(ExperimentOnAClock):
         self.failed_status = failed_status
         self.refuse_update = refuse_update
         self.updated: tuple[float, str] | None = None  # when, and to which configuration
+        self.origin = clock.time() - 86_400  # when the endpoint was created (and last modified, until the stop)
 
     @property
     def updates(self) -> list[dict[str, Any]]:
@@ -252,29 +309,32 @@ class EndpointOnAClock(ExperimentOnAClock):
 
     def _endpoint(self) -> dict[str, Any]:
         now = self.clock.time()
-        status, config, failure = "InService", PRODUCTION_CONFIG, None
+        status, config, failure, pending = "InService", PRODUCTION_CONFIG, None, None
+        modified = self.origin
         if self.completed_at <= now < self.serving_at:
-            status = "Updating"  # the promotion's own endpoint update
+            status, pending, modified = "Updating", PROMOTED_CONFIG, self.completed_at  # the promotion's own update
         elif now >= self.serving_at:
-            config = PROMOTED_CONFIG
+            config, modified = PROMOTED_CONFIG, self.serving_at
         if self.updated is not None:
             if now < self.updated_at:
-                status = "Updating"
+                status, pending, modified = "Updating", self.updated[1], self.updated[0]
             elif self.update_fails is None:
-                config = self.updated[1]
+                config, modified = self.updated[1], self.updated_at
             else:
-                status, failure = self.failed_status, self.update_fails
-        since = datetime.datetime.fromtimestamp(min(now, self.updated_at), datetime.UTC)
+                status, failure, modified = self.failed_status, self.update_fails, self.updated_at
+        since = datetime.datetime.fromtimestamp(modified, datetime.UTC)
         endpoint: dict[str, Any] = {
             "EndpointName": ENDPOINT,
             "EndpointArn": self._endpoint_arn(),
             "EndpointConfigName": config,
             "EndpointStatus": status,
-            "CreationTime": datetime.datetime.fromtimestamp(now - 86_400, datetime.UTC),
+            "CreationTime": datetime.datetime.fromtimestamp(self.origin, datetime.UTC),
             "LastModifiedTime": since,
         }
         if failure is not None:
             endpoint["FailureReason"] = failure
+        if pending is not None:
+            endpoint["PendingDeploymentSummary"] = {"EndpointConfigName": pending}
         return endpoint
 
 
@@ -284,12 +344,15 @@ class StackInProgress(_Answering):
     def __init__(self, clock: Clock, status: str) -> None:
         super().__init__("cloudformation", clock)
         self.status = status
+        self.last_updated: float | None = None  # when the stack's latest update began (None: never updated since)
 
     def respond(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         if operation != "DescribeStacks":
             return super().respond(operation, params)
         created = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
         stack = {"StackId": params["StackName"], "StackName": "ShadowTestStack", "CreationTime": created}
+        if self.last_updated is not None:
+            stack["LastUpdatedTime"] = datetime.datetime.fromtimestamp(self.last_updated, datetime.UTC)
         return {"Stacks": [{**stack, "StackStatus": self.status}]}
 
 

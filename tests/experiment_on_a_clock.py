@@ -4,10 +4,13 @@ It is a real botocore client: its own parameter validation checks every request 
 model, and every answer is checked by botocore's validator against the operation's output shape. A
 `before-call` hook answers instead of the network: the experiment is Running until stopped, Stopping for
 `stop_takes` seconds, then Completed; after a Promote its endpoint is Updating for `endpoint_takes` more.
+Once stopped, its StatusReason is the Reason the stop sent, and once Completed it has its CompletionTime.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 from typing import Any, Protocol
 
 import boto3
@@ -72,4 +75,10 @@ class ExperimentOnAClock:
         if self.stopped_at is not None:
             status = "Completed" if now >= self.completed_at else "Stopping"
         endpoint = "Updating" if self.completed_at <= now < self.serving_at else "InService"
-        return experiment(status, self.name, endpoint_status=endpoint)
+        extra: dict[str, Any] = {}
+        if self.stops:
+            # SageMaker reports the first accepted stop's Reason as the StatusReason (the service model's words).
+            extra["StatusReason"] = json.loads(self.stops[0]["body"]).get("Reason", "")
+        if status == "Completed":
+            extra["CompletionTime"] = datetime.datetime.fromtimestamp(self.completed_at, datetime.UTC)
+        return experiment(status, self.name, endpoint_status=endpoint, **extra)

@@ -1,18 +1,20 @@
 """tests/fake_aws.py grown for the bake after a promotion: alarms in CloudWatch and the endpoint in SageMaker.
 
-Composed, not edited: `FakeAwsBake` is a FakeAws whose SageMaker also answers UpdateEndpoint and
-DescribeEndpoint (Updating for `describes_while_updating` reads after an update, then InService on the new
-endpoint configuration), and `fake_aws_bake` serves it as fake_aws does, beside a second loopback server for
-CloudWatch's DescribeAlarms (JSON 1.0, `X-Amz-Target: GraniteServiceVersion20100801.DescribeAlarms`, the
-protocol botocore picks), whose alarms take the states of `alarm_states` read by read, the last one repeated.
-Point a process at them with AWS_ENDPOINT_URL_SAGEMAKER / _CLOUDFORMATION / _LAMBDA / _EVENTBRIDGE = `url` and
-AWS_ENDPOINT_URL_CLOUDWATCH = `cloudwatch_url`. Every request of both servers is kept, in order, in `requests`.
+Composed, not edited: `FakeAwsBake` is a FakeAws whose SageMaker also answers UpdateEndpoint and DescribeEndpoint
+(Updating for `describes_while_updating` reads after an update, then InService on the new endpoint configuration,
+its LastModifiedTime the wall-clock time of the first read that found it serving), and `fake_aws_bake` serves it as
+fake_aws does, beside a second loopback server for CloudWatch's DescribeAlarms (JSON 1.0, `X-Amz-Target:
+GraniteServiceVersion20100801.DescribeAlarms`, the protocol botocore picks), whose alarms take the states of
+`alarm_states` read by read, the last one repeated. Point a process at them with AWS_ENDPOINT_URL_SAGEMAKER /
+_CLOUDFORMATION / _LAMBDA / _EVENTBRIDGE = `url` and AWS_ENDPOINT_URL_CLOUDWATCH = `cloudwatch_url`. Every request
+of both servers is kept, in order, in `requests`.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ class FakeAwsBake(FakeAws):
     cloudwatch_url: str = ""
     _alarm_reads: int = 0
     _updating_left: int = 0
+    _serving_since: float | None = None
 
     def sagemaker(self, operation: str, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if operation not in {"UpdateEndpoint", "DescribeEndpoint"}:
@@ -44,16 +47,23 @@ class FakeAwsBake(FakeAws):
             return 400, {"__type": "ValidationException", "Message": f"Could not find endpoint {request}"}
         if operation == "UpdateEndpoint":
             self.endpoint_config, self._updating_left = request["EndpointConfigName"], self.describes_while_updating
+            self._serving_since = None
             return 200, {"EndpointArn": ENDPOINT_ARN}
         status = "Updating" if self._updating_left > 0 else "InService"
         self._updating_left -= 1
+        if status == "InService" and self._serving_since is None:
+            self._serving_since = time.time()  # it began serving its configuration at the first look that finds it
+        pending = (
+            {"PendingDeploymentSummary": {"EndpointConfigName": self.endpoint_config}} if status != "InService" else {}
+        )
         return 200, {
+            **pending,
             "EndpointName": ENDPOINT,
             "EndpointArn": ENDPOINT_ARN,
             "EndpointConfigName": self.endpoint_config,
             "EndpointStatus": status,
             "CreationTime": 1_795_000_000,
-            "LastModifiedTime": 1_795_000_000,
+            "LastModifiedTime": self._serving_since or time.time(),
         }
 
     def describe_alarms(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +71,17 @@ class FakeAwsBake(FakeAws):
         state = self.alarm_states[min(self._alarm_reads, len(self.alarm_states) - 1)]
         self._alarm_reads += 1
         metric = "MetricAlarm" in request.get("AlarmTypes", ["MetricAlarm"])
-        alarms = [{"AlarmName": name, "StateValue": state} for name in request.get("AlarmNames", [])]
+        # No state change since well before the bake (so the verdict reads no history), as CloudWatch reports it.
+        since = 1_795_000_000 if state != "ALARM" else time.time()
+        alarms = [
+            {
+                "AlarmName": name,
+                "StateValue": state,
+                "StateUpdatedTimestamp": since,
+                "StateTransitionedTimestamp": since,
+            }
+            for name in request.get("AlarmNames", [])
+        ]
         return {"MetricAlarms": alarms if metric else [], "CompositeAlarms": []}
 
 

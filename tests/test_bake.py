@@ -10,19 +10,23 @@ Each hand-on Invoke is answered 202 and its payload delivered, as Lambda's async
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import alarm_history
 import index
 import lifecycle
 import pytest
 from alarms_on_a_clock import (
     NEVER,
     PRODUCTION_CONFIG,
+    PROMOTED_CONFIG,
     Alarm,
     AlarmsOnAClock,
     EndpointOnAClock,
@@ -80,32 +84,88 @@ class Chain:
         return [call for call in self.endpoint.calls if call.endswith("Endpoint")]
 
 
+@dataclass
+class World:
+    """A stopper's Update and the AWS it runs against, on one fake clock: deliver the event, or a link, and see."""
+
+    clock: FakeClock
+    endpoint: EndpointOnAClock
+    alarms: AlarmsOnAClock
+    stack: StackInProgress
+    invoker: SelfInvoker
+    bus: EventBus
+    server: ResponseServer
+    event: dict[str, Any]
+    caplog: pytest.LogCaptureFixture
+    answers_at: list[float]
+
+    def deliver(self, event: dict[str, Any], run_millis: int = FULL_RUN_MILLIS) -> None:
+        """One run of the function for `event` (CloudFormation's, a copy of it, or a link handed on)."""
+        answered = len(self.server.bodies)
+        index.handler(copy.deepcopy(event), ClockContext(self.clock, run_millis))
+        self.answers_at += [self.clock.time()] * (len(self.server.bodies) - answered)
+
+    def chain(self, run_millis: int = FULL_RUN_MILLIS) -> Chain:
+        """The event carried out link by link (each link delivered a second after its hand-on) until answered."""
+        event, links = self.event, 0
+        while not self.server.bodies:
+            links += 1
+            assert links <= 8, "the chain never answered"
+            assert len(self.invoker.payloads) == links - 1, "a run neither answered nor handed the wait on"
+            self.deliver(event, run_millis)
+            if len(self.invoker.payloads) == links:
+                assert self.invoker.recorder.of("Invoke")[-1].params["FunctionName"] == FUNCTION_ARN
+                event = self.invoker.payloads[-1]
+                self.clock.sleep(DELIVERY_SECONDS)
+        return self.result(links)
+
+    def result(self, links: int) -> Chain:
+        return Chain(
+            links,
+            self.server.only_answer,
+            self.answers_at[0],
+            self.invoker.payloads,
+            self.endpoint,
+            self.alarms,
+            self.bus,
+            self.decisions(),
+            [invoke.at for invoke in self.invoker.recorder.of("Invoke")],
+        )
+
+    def decisions(self) -> list[dict[str, Any]]:
+        return [
+            json.loads(record.getMessage())["InferenceExperimentStopDecision"]
+            for record in self.caplog.records
+            if record.name == "announce" and "InferenceExperimentStopDecision" in record.getMessage()
+        ]
+
+
 @pytest.fixture
-def bake(
+def world(
     monkeypatch: pytest.MonkeyPatch, response_server: ResponseServer, caplog: pytest.LogCaptureFixture
-) -> Callable[..., Chain]:
+) -> Callable[..., World]:
     monkeypatch.setattr(index.helper, "_sleep_on_delete", 0)
     # Every fixture event has the same RequestId; real events each have their own.
     monkeypatch.setattr(lifecycle, "_SEEN", type(lifecycle._SEEN)(maxlen=64))
     caplog.set_level(logging.INFO)
 
-    def run(
+    def make(
         guard: dict[str, Any],
         *,
         request_type: str = "Update",
         fires_after: float = NEVER,
-        run_millis: int = FULL_RUN_MILLIS,
+        alarms: Callable[[EndpointOnAClock], list[Alarm]] | None = None,
         completion_timeout: int = COMPLETION_TIMEOUT,
         stop_takes: float = 120,
         **endpoint: Any,
-    ) -> Chain:
-        """Carry the event out, link by link, until it is answered.
+    ) -> World:
+        """The world of one event.
 
         Args:
             guard: the PromotionGuard property.
             request_type: Update or Delete.
             fires_after: seconds after the endpoint serves the promotion when the guard's alarm goes to ALARM.
-            run_millis: how long each run of the function may last.
+            alarms: the alarms instead, made from the endpoint (whose times they may name).
             completion_timeout: CompletionTimeoutSeconds (ServiceTimeout is two minutes more).
             stop_takes: seconds the experiment is Stopping (its endpoint then updates for a minute).
             endpoint: EndpointOnAClock's update_takes, update_fails, failed_status, refuse_update.
@@ -113,50 +173,58 @@ def bake(
         clock = FakeClock()
         # By default a 3-minute promotion: with a 10-minute bake and a 3-minute rollback, all in one 15-minute run.
         experiment = EndpointOnAClock(clock, stop_takes, endpoint_takes=60, **{"update_takes": 180, **endpoint})
-        alarms = AlarmsOnAClock(clock, [Alarm(ALARM, lambda: experiment.serving_at + fires_after)])
+        made = alarms(experiment) if alarms else [Alarm(ALARM, lambda: experiment.serving_at + fires_after)]
         stack = StackInProgress(clock, f"{request_type.upper()}_IN_PROGRESS")
-        invoker, bus = SelfInvoker(clock), EventBus(clock)
+        world = World(
+            clock,
+            experiment,
+            AlarmsOnAClock(clock, made),
+            stack,
+            SelfInvoker(clock),
+            EventBus(clock),
+            response_server,
+            load_event(request_type),
+            caplog,
+            [],
+        )
         services = lifecycle.Services(
-            experiment.client, stack.client, clock, invoker.client, alarms.client, lambda: 0.5, bus.client
+            experiment.client,
+            stack.client,
+            clock,
+            world.invoker.client,
+            world.alarms.client,
+            lambda: 0.5,
+            world.bus.client,
         )
         monkeypatch.setattr(index, "services", lambda: services)
-
-        event = load_event(request_type)
-        properties = event["ResourceProperties"]
+        properties = world.event["ResourceProperties"]
         properties["CompletionTimeoutSeconds"] = str(completion_timeout)
         properties["ServiceTimeout"] = str(completion_timeout + 120)  # as the construct writes it
         properties["PromotionGuard"] = guard
         if request_type == "Update":
-            event["OldResourceProperties"] = {**properties, "Reason": "shadow test running"}
-        event["ResponseURL"] = response_server.url
-        links = 0
-        while not response_server.bodies:
-            links += 1
-            assert links <= 8, "the chain never answered"
-            assert len(invoker.payloads) == links - 1, "a run neither answered nor handed the wait on"
-            index.handler(event, ClockContext(clock, run_millis))
-            if len(invoker.payloads) == links:
-                assert invoker.recorder.of("Invoke")[-1].params["FunctionName"] == FUNCTION_ARN
-                event = invoker.payloads[-1]
-                clock.sleep(DELIVERY_SECONDS)
-        decisions = [
-            json.loads(record.getMessage())["InferenceExperimentStopDecision"]
-            for record in caplog.records
-            if record.name == "announce" and "InferenceExperimentStopDecision" in record.getMessage()
-        ]
-        return Chain(
-            links,
-            response_server.only_answer,
-            clock.time(),
-            invoker.payloads,
-            experiment,
-            alarms,
-            bus,
-            decisions,
-            [invoke.at for invoke in invoker.recorder.of("Invoke")],
-        )
+            world.event["OldResourceProperties"] = {**properties, "Reason": "shadow test running"}
+        # Signed as CloudFormation signs it, now: every delivery of the event, and every link, reads one clock.
+        signed = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(clock.time()))
+        world.event["ResponseURL"] = f"{response_server.url}&X-Amz-Date={signed}"
+        return world
+
+    return make
+
+
+@pytest.fixture
+def bake(world: Callable[..., World]) -> Callable[..., Chain]:
+    def run(guard: dict[str, Any], *, run_millis: int = FULL_RUN_MILLIS, **given: Any) -> Chain:
+        """Carry the event out, link by link, until it is answered (`given`: the world's)."""
+        return world(guard, **given).chain(run_millis)
 
     return run
+
+
+FIRED = "alarm shadow-latency went to ALARM during the bake"
+ROLLED_BACK = (
+    f"RolledBack: {FIRED}: the endpoint shadow-test-endpoint of shadow-test was rolled back to {PRODUCTION_CONFIG} "
+    "and serves it"
+)
 
 
 def test_an_alarm_at_minute_7_of_the_bake_rolls_the_endpoint_back_and_fails_the_update(
@@ -166,27 +234,26 @@ def test_an_alarm_at_minute_7_of_the_bake_rolls_the_endpoint_back_and_fails_the_
     # WHEN the Update is carried out
     chain = bake(GUARD, fires_after=7 * 60)
 
-    # THEN the alarm fired in the bake's 7th minute, and the rollback was asked for at the next look
+    # THEN the bake began when the endpoint began serving the promotion (its LastModifiedTime)
     baked_from = chain.bake_reads[0].at
-    assert 6 * 60 < chain.fired_at - baked_from <= 7 * 60
+    assert chain.endpoint.serving_at <= baked_from <= chain.endpoint.serving_at + MAX_POLL_SECONDS
+    # AND the alarm fired in the bake's 7th minute, and the rollback was asked for at the next look
     [update] = chain.endpoint.recorder.of("UpdateEndpoint")
     assert update.params == {"EndpointName": "shadow-test-endpoint", "EndpointConfigName": PRODUCTION_CONFIG}
     assert 0 <= update.at - chain.fired_at <= MAX_POLL_SECONDS
     assert all(read.params == DESCRIBE_ALARMS for read in chain.alarms.recorder.of("DescribeAlarms"))
-    # AND the endpoint was waited for, Updating, until it served the production configuration again
+    # AND the endpoint was described right before the rollback (the gate), then waited for until it served production
     described = chain.endpoint.recorder.of("DescribeEndpoint")
-    assert described[0].at < chain.endpoint.updated_at <= described[-1].at == chain.answered_at
-    assert chain.answered_at - chain.endpoint.updated_at <= MAX_POLL_SECONDS
+    assert any(read.at == update.at for read in described)
+    assert described[-1].at == chain.answered_at
+    assert 0 <= chain.answered_at - chain.endpoint.updated_at <= MAX_POLL_SECONDS
     # AND the Update failed, naming the alarm and saying the endpoint was rolled back
     assert chain.answer["Status"] == "FAILED"
-    assert chain.answer["Reason"] == (
-        "RolledBack: shadow-latency: alarm shadow-latency went to ALARM during the bake of shadow-test's promotion; "
-        "the endpoint shadow-test-endpoint was rolled back to shadow-test-endpoint-config-production and serves it"
-    )
+    assert chain.answer["Reason"] == ROLLED_BACK
     assert chain.answer["Data"] == {}  # a FAILED answer carries no attributes: the decision is in the reason
     assert len(chain.endpoint.stops) == 1
     # AND the decision was logged as one JSON line, and put on the default bus, after the promotion's own
-    assert [decision["decision"] for decision in chain.decisions] == ["Promoted", "RolledBack: shadow-latency"]
+    assert [decision["decision"] for decision in chain.decisions] == ["Promoted", f"RolledBack: {FIRED}"]
     rolled_back = chain.decisions[-1]
     assert rolled_back["action"] == "the endpoint serves shadow-test-endpoint-config-production again"
     assert rolled_back["experiment"] == "shadow-test"
@@ -202,19 +269,18 @@ def test_an_alarm_during_the_bake_without_roll_back_to_fails_saying_the_promoted
 
     assert chain.answer["Status"] == "FAILED"
     assert chain.answer["Reason"] == (
-        "Alarm shadow-latency went to ALARM during the bake of shadow-test's promotion; the endpoint "
-        "shadow-test-endpoint still serves the promoted model (no roll_back_to declared)"
+        f"The bake of shadow-test's promotion did not pass: {FIRED}; the endpoint shadow-test-endpoint still serves "
+        "the promoted model (no roll_back_to declared)"
     )
-    assert chain.endpoint_calls() == []  # nothing rolled back, nothing waited for
+    assert "UpdateEndpoint" not in chain.endpoint_calls()  # nothing rolled back
     assert 0 <= chain.answered_at - chain.fired_at <= MAX_POLL_SECONDS
-    assert [decision["decision"] for decision in chain.decisions] == [
-        "Promoted",
-        "Failed: alarm shadow-latency fired during the bake",
-    ]
+    assert [decision["decision"] for decision in chain.decisions] == ["Promoted", f"Failed: {FIRED}"]
     assert chain.decisions[-1]["action"] == "the endpoint still serves the promoted model"
 
 
-def test_a_bake_without_an_alarm_answers_promoted_once_the_bake_is_over(bake: Callable[..., Chain]) -> None:
+def test_a_bake_without_an_alarm_answers_promoted_once_the_bake_and_its_settling_are_over(
+    bake: Callable[..., Chain],
+) -> None:
     chain = bake(GUARD)
 
     assert chain.answer["Status"] == "SUCCESS", chain.answer["Reason"]
@@ -224,57 +290,80 @@ def test_a_bake_without_an_alarm_answers_promoted_once_the_bake_is_over(bake: Ca
         "EndpointStatus": "InService",
         "Decision": "Promoted",
     }
-    assert BAKE_SECONDS <= chain.answered_at - chain.endpoint.serving_at <= BAKE_SECONDS + 2 * MAX_POLL_SECONDS
+    # The verdict is taken from what CloudWatch recorded, SETTLE_SECONDS after the window's end, and not before.
+    window_end = chain.endpoint.serving_at + BAKE_SECONDS
+    assert window_end + alarm_history.SETTLE_SECONDS <= chain.answered_at
+    assert chain.answered_at <= window_end + alarm_history.SETTLE_SECONDS + MAX_POLL_SECONDS
     reads = [read.at for read in chain.bake_reads]
     assert reads[-1] == chain.answered_at
     assert max(later - earlier for earlier, later in itertools.pairwise(reads)) <= MAX_POLL_SECONDS
-    assert chain.endpoint_calls() == []
+    assert "UpdateEndpoint" not in chain.endpoint_calls()
     assert [decision["decision"] for decision in chain.decisions] == ["Promoted"]  # announced once, at the stop
 
 
-def test_a_bake_that_outlasts_a_run_is_handed_on_and_answered_once(bake: Callable[..., Chain]) -> None:
+def test_a_bake_that_outlasts_a_run_is_handed_on_with_its_window_and_answered_once(bake: Callable[..., Chain]) -> None:
     # GIVEN runs of 10 minutes, shorter than the promotion (3 minutes) and its bake (10 minutes) together
     # WHEN the Update is carried out
     chain = bake(GUARD, run_millis=SHORT_RUN_MILLIS)
 
-    # THEN the first run started the bake and handed it on; the second went on baking and answered
+    # THEN the first run started the bake and handed it on, its window by name; the second went on and answered
     assert chain.links == 2
     [handed_on] = chain.payloads
     continuation = handed_on[lifecycle.CONTINUATION]
-    baked_from = chain.bake_reads[0].at
-    assert continuation["BakeUntil"] == baked_from + BAKE_SECONDS
-    assert continuation["RollingBack"] == ""
+    assert continuation["Phase"] == "Baking"
+    assert continuation["BakeStart"] == chain.endpoint.serving_at
+    assert continuation["BakeEnd"] == chain.endpoint.serving_at + BAKE_SECONDS
+    assert continuation["PromotedConfig"] == PROMOTED_CONFIG
     assert continuation["StopSent"] is True
     assert continuation["Decision"] == "Promoted"
     [hand_on] = chain.hand_ons
-    assert baked_from < hand_on < baked_from + BAKE_SECONDS
+    assert chain.endpoint.serving_at < hand_on < chain.endpoint.serving_at + BAKE_SECONDS
     assert any(read.at > hand_on for read in chain.bake_reads)
     assert len(chain.endpoint.stops) == 1
     assert chain.answer["Status"] == "SUCCESS", chain.answer["Reason"]
     assert chain.answer["Data"]["Decision"] == "Promoted"
-    assert chain.answered_at >= baked_from + BAKE_SECONDS
+    assert chain.answered_at >= chain.endpoint.serving_at + BAKE_SECONDS + alarm_history.SETTLE_SECONDS
 
 
-def test_a_bake_that_cannot_end_by_the_deadline_fails_the_update(bake: Callable[..., Chain]) -> None:
-    # GIVEN a promotion that takes 11 minutes of a 20-minute completion timeout, then a 10-minute bake
-    chain = bake(GUARD, completion_timeout=1200, stop_takes=600)
+# Situation 3 of issue 20: a bake that cannot end before the deadline less the rollback's reserve cannot pass. It
+# fails at once and rolls back (before, the promotion stayed in place and the Update failed "not shown safe").
+@pytest.mark.parametrize(
+    ("completion_timeout", "stop_takes"), [(1200, 600), (1800, 21 * 60)], ids=["11-of-20-minutes", "22-of-30-minutes"]
+)
+def test_a_bake_that_cannot_end_by_the_deadline_rolls_back_at_once(
+    bake: Callable[..., Chain], completion_timeout: int, stop_takes: int
+) -> None:
+    # GIVEN a promotion that leaves too little of the completion timeout for a 10-minute bake and its rollback
+    chain = bake(GUARD, completion_timeout=completion_timeout, stop_takes=stop_takes)
 
-    # THEN the bake is cut short at the deadline: no alarm fired, but the promotion is not shown safe
+    # THEN the endpoint is rolled back as soon as it serves the promotion, and the Update fails saying why
+    [update] = chain.endpoint.recorder.of("UpdateEndpoint")
+    assert 0 <= update.at - chain.endpoint.serving_at <= MAX_POLL_SECONDS
+    assert update.params["EndpointConfigName"] == PRODUCTION_CONFIG
     assert chain.answer["Status"] == "FAILED"
     assert chain.answer["Reason"] == (
-        "The bake of shadow-test's promotion had not finished by the deadline (CompletionTimeoutSeconds 1200): no "
-        "alarm fired, but the promotion is not shown safe"
+        f"RolledBack: the bake cannot end 60 s before the deadline (CompletionTimeoutSeconds {completion_timeout}), "
+        "which the rollback needs: the endpoint shadow-test-endpoint of shadow-test was rolled back to "
+        f"{PRODUCTION_CONFIG} and serves it"
     )
-    assert chain.answered_at - chain.endpoint.completed_at < 1200
-    assert chain.endpoint_calls() == []
-
-
-def test_a_bake_cut_short_at_the_deadline_is_announced(bake: Callable[..., Chain]) -> None:
-    chain = bake(GUARD, completion_timeout=1200, stop_takes=600)
-
+    assert chain.answered_at - chain.endpoint.completed_at < completion_timeout
     assert chain.decisions[0]["decision"] == "Promoted"
-    assert len(chain.decisions) == 2  # and the decision that failed the Update
+    assert chain.decisions[-1]["decision"].startswith("RolledBack: the bake cannot end")
     assert chain.bus.details == chain.decisions
+
+
+def test_a_promotion_still_updating_at_the_deadline_says_roll_back_to_could_not_be_applied(
+    bake: Callable[..., Chain],
+) -> None:
+    # GIVEN a promotion whose stop takes longer than the whole completion timeout
+    chain = bake(GUARD, completion_timeout=1200, stop_takes=1300)
+
+    assert chain.answer["Status"] == "FAILED"
+    assert chain.answer["Reason"].endswith(
+        f"(CompletionTimeoutSeconds 1200); roll_back_to {PRODUCTION_CONFIG} could not be applied while the promotion "
+        "was still under way"
+    ), chain.answer["Reason"]
+    assert "UpdateEndpoint" not in chain.endpoint_calls()
 
 
 def test_a_rollback_that_outlasts_a_run_is_handed_on_and_waited_for(bake: Callable[..., Chain]) -> None:
@@ -282,10 +371,12 @@ def test_a_rollback_that_outlasts_a_run_is_handed_on_and_waited_for(bake: Callab
     chain = bake(GUARD, fires_after=7 * 60, run_millis=SHORT_RUN_MILLIS, update_takes=10 * 60)
 
     # THEN the second run started the rollback and handed it on; the third waited for it and answered
-    assert [payload[lifecycle.CONTINUATION]["RollingBack"] for payload in chain.payloads] == ["", ALARM]
+    phases = [payload[lifecycle.CONTINUATION]["Phase"] for payload in chain.payloads]
+    assert phases == ["Baking", "RollingBack"]
+    assert chain.payloads[-1][lifecycle.CONTINUATION]["RollBackWhy"] == FIRED
     assert len(chain.endpoint.updates) == 1  # the rollback is asked for once, whichever run waits for it
     assert chain.answer["Status"] == "FAILED"
-    assert chain.answer["Reason"].startswith("RolledBack: shadow-latency: ")
+    assert chain.answer["Reason"] == ROLLED_BACK
     assert chain.endpoint.updated_at <= chain.answered_at <= chain.endpoint.updated_at + MAX_POLL_SECONDS
     assert chain.links == 3
 
@@ -293,11 +384,11 @@ def test_a_rollback_that_outlasts_a_run_is_handed_on_and_waited_for(bake: Callab
 # A link that carries a bake goes straight to it: the endpoint's rollback, not the experiment, is what it watches.
 def test_a_rollback_done_before_the_deadline_in_the_next_run_answers_rolled_back(bake: Callable[..., Chain]) -> None:
     # GIVEN a 20-minute completion timeout, and a rollback (5 minutes) that the first run hands on as it ends
-    chain = bake(GUARD, fires_after=7 * 60, completion_timeout=1200, update_takes=5 * 60)
+    chain = bake(GUARD, fires_after=2 * 60, completion_timeout=1800, update_takes=5 * 60, run_millis=SHORT_RUN_MILLIS)
 
     # THEN the second run sees the endpoint serve production's configuration again, well before the deadline
-    assert [payload[lifecycle.CONTINUATION]["RollingBack"] for payload in chain.payloads] == [ALARM]
-    assert chain.answer["Reason"].startswith("RolledBack: shadow-latency: "), chain.answer["Reason"]
+    assert [payload[lifecycle.CONTINUATION]["Phase"] for payload in chain.payloads] == ["RollingBack"]
+    assert chain.answer["Reason"] == ROLLED_BACK
     assert chain.answered_at <= chain.endpoint.updated_at + MAX_POLL_SECONDS
 
 
@@ -325,10 +416,10 @@ def test_a_rollback_that_fails_answers_failed_quoting_sagemaker(
     chain = bake(GUARD, fires_after=7 * 60, **endpoint)
 
     assert chain.answer["Status"] == "FAILED"
-    assert chain.answer["Reason"].startswith("Rollback after alarm shadow-latency fired during the bake failed: ")
+    assert chain.answer["Reason"].startswith(f"Rollback after {FIRED} failed: ")
     assert sagemaker_says in chain.answer["Reason"]  # within the 255 characters CloudFormation shows
     assert len(chain.endpoint.updates) == 1  # a failed rollback is not tried again
-    assert chain.decisions[-1]["decision"] == "Failed: alarm shadow-latency fired during the bake"
+    assert chain.decisions[-1]["decision"] == f"Failed: {FIRED}"
     assert chain.bus.details[-1] == chain.decisions[-1]
 
 
@@ -344,3 +435,179 @@ def test_a_delete_bakes_nothing(bake: Callable[..., Chain]) -> None:
     assert chain.bake_reads == []
     assert len(chain.alarms.recorder.of("DescribeAlarms")) == 1  # the guard's judgement, before the stop
     assert chain.endpoint_calls() == []
+
+
+# Issue 20, situation 1: a late link never rolls back a later deploy.
+def test_a_late_link_after_a_later_deploy_sends_no_rollback(world: Callable[..., World]) -> None:
+    # GIVEN a bake handed on by a 10-minute run, whose alarm fires at minute 7 of the bake
+    w = world(GUARD, fires_after=7 * 60)
+    w.deliver(w.event, SHORT_RUN_MILLIS)
+    [link] = w.invoker.payloads
+    assert link[lifecycle.CONTINUATION]["Phase"] == "Baking"
+    # AND Lambda holds the next link 1,700 s (past the deadline and CloudFormation's wait), while a new deploy
+    # updates the endpoint to a configuration of its own
+    w.clock.sleep(1000)
+    w.endpoint.updated = (w.clock.time(), "shadow-test-endpoint-config-newer")
+    w.stack.last_updated = w.clock.time()
+    w.clock.sleep(700)
+
+    # WHEN the late link runs
+    w.deliver(link)
+
+    # THEN it sends nothing, and answers FAILED naming the deadline and what it did not do
+    assert w.endpoint.recorder.of("UpdateEndpoint") == []
+    [answer] = w.server.bodies
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"].startswith("The bake of shadow-test's promotion did not pass: alarm shadow-latency ")
+    assert "; The deadline passed " in answer["Reason"]
+    assert answer["Reason"].endswith(f"endpoint shadow-test-endpoint was not rolled back to {PRODUCTION_CONFIG}")
+
+
+# Issue 20, situation 2: two deliveries of one event agree, and the rollback is sent once.
+def test_a_copy_delivered_during_the_bake_judges_the_same_window_and_agrees(world: Callable[..., World]) -> None:
+    # GIVEN the first delivery baking, handed on at minute ~6 of the bake; the alarm fires at minute 7
+    w = world(GUARD, fires_after=7 * 60)
+    w.deliver(w.event, SHORT_RUN_MILLIS)
+    [link] = w.invoker.payloads
+    # WHEN Lambda delivers a copy of the Update now, then the first delivery's next link
+    w.deliver(w.event)
+    w.deliver(link)
+
+    # THEN both answer FAILED, rolled back, and UpdateEndpoint was sent once: the second saw it under way or done
+    assert [body["Status"] for body in w.server.bodies] == ["FAILED", "FAILED"]
+    assert {body["Reason"] for body in w.server.bodies} == {ROLLED_BACK}
+    assert len(w.endpoint.updates) == 1
+    assert len(w.endpoint.stops) == 1
+
+
+def test_a_copy_during_a_bake_that_passes_answers_no_earlier_than_the_first(world: Callable[..., World]) -> None:
+    # GIVEN the first delivery baking (no alarm fires), handed on at minute ~6 of the bake
+    w = world(GUARD)
+    w.deliver(w.event, SHORT_RUN_MILLIS)
+    [link] = w.invoker.payloads
+    # WHEN a copy of the Update is delivered now, then the first delivery's next link
+    w.deliver(w.event)
+    w.deliver(link)
+
+    # THEN both answer SUCCESS Promoted, each after the bake's end (not 30 s after the endpoint began serving)
+    assert [body["Status"] for body in w.server.bodies] == ["SUCCESS", "SUCCESS"]
+    assert {body["Data"]["Decision"] for body in w.server.bodies} == {"Promoted"}
+    window_end = w.endpoint.serving_at + BAKE_SECONDS
+    assert all(at >= window_end + alarm_history.SETTLE_SECONDS for at in w.answers_at)
+    assert w.endpoint.updates == []
+
+
+def test_a_copy_after_the_update_completed_and_an_alarm_fired_later_sends_nothing(
+    world: Callable[..., World],
+) -> None:
+    # GIVEN an Update that baked and answered SUCCESS; the alarm fires two minutes after the bake's window
+    w = world(GUARD, fires_after=BAKE_SECONDS + 120)
+    first = w.chain()
+    assert first.answer["Status"] == "SUCCESS", first.answer["Reason"]
+    w.stack.status = "UPDATE_COMPLETE"
+    w.clock.sleep(300)  # the alarm is in ALARM now
+
+    # WHEN Lambda delivers a copy of the Update
+    w.deliver(w.event)
+
+    # THEN the copy judges the same window, agrees, and rolls nothing back
+    assert [body["Status"] for body in w.server.bodies] == ["SUCCESS", "SUCCESS"]
+    assert w.endpoint.updates == []
+
+
+# Issue 20, situation 4: an alarm in ALARM between two looks is found in CloudWatch's history.
+def test_an_alarm_in_alarm_for_10_s_between_two_looks_fails_the_bake(world: Callable[..., World]) -> None:
+    # GIVEN an alarm that goes to ALARM 1 s after the bake's sixth look and back to OK 10 s later, before the next
+    def flapping(endpoint: EndpointOnAClock) -> list[Alarm]:
+        def sixth_look() -> float:
+            looks = [r.at for r in w.alarms.recorder.of("DescribeAlarms") if r.at >= endpoint.serving_at]
+            return looks[5] + 1 if len(looks) > 5 else NEVER
+
+        return [Alarm(ALARM, sixth_look, clears_at=lambda: sixth_look() + 10)]
+
+    w = world(GUARD, alarms=flapping)
+
+    # WHEN the Update is carried out
+    chain = w.chain()
+
+    # THEN no look saw the alarm in ALARM, yet the bake failed from the history and rolled back
+    fired = chain.fired_at
+    assert all(w.alarms.alarms[ALARM].state(read.at) == "OK" for read in chain.bake_reads)
+    assert any(
+        earlier < fired < fired + 10 < later for earlier, later in itertools.pairwise(r.at for r in chain.bake_reads)
+    )
+    history = w.alarms.recorder.of("DescribeAlarmHistory")
+    assert history
+    assert history[0].params["AlarmName"] == ALARM
+    assert history[0].params["AlarmTypes"] == ["CompositeAlarm", "MetricAlarm"]
+    assert history[0].params["HistoryItemType"] == "StateUpdate"
+    assert chain.answer["Status"] == "FAILED"
+    assert chain.answer["Reason"].startswith("RolledBack: alarm shadow-latency was in ALARM during the bake: ")
+    assert len(chain.endpoint.updates) == 1
+
+
+# Issue 20, situation 5 (the bake): INSUFFICIENT_DATA throughout is no pass; one OK alarm beside it passes.
+@pytest.mark.parametrize(
+    ("on_inconclusive", "status", "decision"),
+    [
+        ("Fail", "FAILED", None),
+        (
+            "FallBack",
+            "SUCCESS",
+            "Inconclusive: every alarm (shadow-latency) lacked data for the whole bake; rolled back to "
+            f"{PRODUCTION_CONFIG}",
+        ),
+    ],
+)
+def test_a_bake_whose_every_alarm_lacked_data_is_inconclusive_and_rolls_back(
+    world: Callable[..., World], on_inconclusive: str, status: str, decision: str | None
+) -> None:
+    # GIVEN an alarm OK when the guard judges, without data from just before the endpoint serves the promotion
+    w = world(
+        {**GUARD, "OnInconclusive": on_inconclusive},
+        alarms=lambda endpoint: [Alarm(ALARM, lacks_data_from=lambda: endpoint.serving_at - 5)],
+    )
+
+    chain = w.chain()
+
+    # THEN the endpoint is rolled back, and OnInconclusive decides the answer
+    assert len(chain.endpoint.updates) == 1
+    assert chain.answer["Status"] == status, chain.answer.get("Reason")
+    if decision is None:
+        assert chain.answer["Reason"].startswith(
+            "RolledBack: every alarm (shadow-latency) lacked data for the whole bake"
+        )
+    else:
+        assert chain.answer["Data"]["Decision"] == decision
+        assert chain.answer["Data"]["EndpointStatus"] == "InService"
+
+
+def test_a_bake_with_one_alarm_ok_and_another_without_data_passes(world: Callable[..., World]) -> None:
+    w = world(
+        {**GUARD, "Alarms": [ALARM, "shadow-errors"]},
+        alarms=lambda endpoint: [
+            Alarm(ALARM),
+            Alarm("shadow-errors", lacks_data_from=lambda: endpoint.serving_at - 5),
+        ],
+    )
+
+    chain = w.chain()
+
+    assert chain.answer["Status"] == "SUCCESS", chain.answer.get("Reason")
+    assert chain.answer["Data"]["Decision"] == "Promoted"
+    assert chain.endpoint.updates == []
+
+
+def test_an_alarm_that_was_in_alarm_when_the_bake_began_fails_it(world: Callable[..., World]) -> None:
+    # GIVEN an alarm that goes to ALARM as the endpoint's update ends and clears before the bake's first look
+    w = world(
+        GUARD,
+        alarms=lambda endpoint: [
+            Alarm(ALARM, lambda: endpoint.serving_at - 1, clears_at=lambda: endpoint.serving_at + 1)
+        ],
+    )
+
+    chain = w.chain()
+
+    assert chain.answer["Status"] == "FAILED"
+    assert chain.answer["Reason"].startswith("RolledBack: alarm shadow-latency was in ALARM during the bake")

@@ -145,14 +145,14 @@ def test_a_bake_whose_alarm_fires_rolls_back_across_three_processes(
     answer = response_server.only_answer
     assert answer["Status"] == "FAILED"
     assert answer["Reason"] == (
-        "RolledBack: shadow-latency: alarm shadow-latency went to ALARM during the bake of shadow-test's promotion; "
-        "the endpoint shadow-test-endpoint was rolled back to shadow-test-endpoint-config-production and serves it"
+        "RolledBack: alarm shadow-latency went to ALARM during the bake: the endpoint shadow-test-endpoint of "
+        "shadow-test was rolled back to shadow-test-endpoint-config-production and serves it"
     )
     continuations = [payload[CONTINUATION] for payload in (link_two, link_three)]
     assert [c["Link"] for c in continuations] == [2, 3]
-    assert "BakeUntil" not in continuations[0]  # handed on while the experiment was Stopping
-    assert continuations[1]["RollingBack"] == ""
-    assert continuations[1]["BakeUntil"] > continuations[1]["Sent"]
+    assert [c["Phase"] for c in continuations] == ["Stopping", "Baking"]  # handed on while Stopping, then baking
+    assert continuations[1]["BakeEnd"] - continuations[1]["BakeStart"] == 60
+    assert continuations[1]["BakeStart"] >= continuations[1]["Sent"]
     operations = [operation for operation, _ in aws.requests]
     assert operations == [
         "DescribeStacks",  # link one
@@ -165,14 +165,17 @@ def test_a_bake_whose_alarm_fires_rolls_back_across_three_processes(
         "DescribeInferenceExperiment",  # Stopping
         "Invoke",  # handed on
         "DescribeInferenceExperiment",  # link two: Completed, the endpoint serves the promotion
+        "DescribeEndpoint",  # InService on the promoted configuration: the bake's window starts
         "DescribeAlarms",  # the bake's first look: OK
         "Invoke",  # handed on
         "DescribeInferenceExperiment",  # link three
         "DescribeAlarms",  # ALARM
+        "DescribeEndpoint",  # the gate: still on the promoted configuration
+        "DescribeStacks",  # the gate: no later operation
         "UpdateEndpoint",  # the rollback
         "DescribeEndpoint",  # Updating
         "DescribeEndpoint",  # InService, on the production configuration
-        "PutEvents",  # RolledBack: shadow-latency
+        "PutEvents",  # RolledBack: alarm shadow-latency went to ALARM during the bake
     ]
     sent = {operation: request for operation, request in aws.requests}
     assert sent["UpdateEndpoint"] == {"EndpointName": "shadow-test-endpoint", "EndpointConfigName": PRODUCTION_CONFIG}
@@ -183,6 +186,6 @@ def test_a_bake_whose_alarm_fires_rolls_back_across_three_processes(
     }
     puts = [request for operation, request in aws.requests if operation == "PutEvents"]
     announced = [json.loads(entry["Detail"])["decision"] for request in puts for entry in request["Entries"]]
-    assert announced == ["Promoted", "RolledBack: shadow-latency"]
+    assert announced == ["Promoted", "RolledBack: alarm shadow-latency went to ALARM during the bake"]
     for result in outputs:
         assert response_server.url not in result.stdout + result.stderr

@@ -8,13 +8,10 @@ from __future__ import annotations
 import datetime
 from typing import Any, ClassVar
 
-import bake
 import boto3
 import evidence
-import pytest
 from botocore.stub import ANY, Stubber
 from described import experiment
-from outcomes import StopFailed
 from properties import Guard
 
 SENT = 1_795_305_600.0
@@ -113,41 +110,3 @@ def test_alarms_are_read_over_every_page_metric_and_composite_alike() -> None:
     assert verdict.outcome == "fail"
     assert [check.outcome for check in verdict.checks] == ["pass", "fail", "inconclusive"]
     assert verdict.reason == "alarm b is in ALARM"
-
-
-def watch_of(cloudwatch: Any, config: str = "promoted-config") -> tuple[bake.Watch, list[str]]:
-    """The bake of a guard with one alarm, a 10-minute bake and a rollback to production-config."""
-    guard = Guard("Average", 1000, "Fail", alarms=("a",), bake_seconds=600, roll_back_to="production-config")
-    told: list[str] = []
-    endpoint = "shadow-test-endpoint"
-    watch = bake.Watch(guard, "shadow-test", endpoint, config, cloudwatch, None, lambda d, _: told.append(d))  # type: ignore[arg-type]
-    return watch, told
-
-
-def alarm_answer(state: str, changed: float) -> dict[str, Any]:
-    stamp = datetime.datetime.fromtimestamp(changed, datetime.UTC)
-    alarm = {"AlarmName": "a", "StateValue": state, "StateUpdatedTimestamp": stamp}
-    return {"MetricAlarms": [alarm], "CompositeAlarms": []}
-
-
-def test_an_alarm_that_changed_while_the_bake_could_not_look_leaves_it_unproven() -> None:
-    client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
-    stubber = Stubber(client)
-    request = {"AlarmNames": ["a"], "AlarmTypes": ["CompositeAlarm", "MetricAlarm"], "MaxRecords": 100}
-    stubber.add_response("describe_alarms", alarm_answer("OK", SENT - 100), request)  # the first look
-    stubber.add_response("describe_alarms", alarm_answer("OK", SENT + 200), request)  # 300 s later: it changed
-    watch, _ = watch_of(client)
-    baking = bake.Bake(SENT + 600)
-
-    with stubber:
-        assert bake.step(watch, baking, SENT) is False
-        with pytest.raises(StopFailed, match=r"^Alarm a changed state during the bake .*\(300 s without a look\)"):
-            bake.step(watch, baking, SENT + 300)
-
-
-def test_a_second_delivery_finds_the_endpoint_rolled_back_by_the_first_and_answers_as_it_did() -> None:
-    watch, told = watch_of(None, config="production-config")
-
-    with pytest.raises(StopFailed, match=r"^RolledBack: the endpoint shadow-test-endpoint serves production-config"):
-        bake.step(watch, bake.Bake(SENT + 600), SENT)
-    assert told == ["RolledBack: by an earlier delivery"]

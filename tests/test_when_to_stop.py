@@ -138,4 +138,4 @@ def test_jitter_only_shortens_a_pause_by_at_most_a_quarter(draw: float) -> None:
 
 @pytest.mark.parametrize(("link", "in_range"), [(1, False), (2, True), (8, True), (9, False), (1_000_000_001, False)])
 def test_a_continuation_holds_a_link_this_function_can_have_written(link: int, in_range: bool) -> None:
-    assert Continuation(SENT + 600, True, link).in_range is in_range
+    assert Continuation(SENT + 600, link).in_range is in_range

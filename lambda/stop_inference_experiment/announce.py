@@ -87,3 +87,28 @@ def announce(
             )
     except Exception as error:  # noqa: BLE001 (whatever the put does, it never changes the answer)
         logger.warning("The decision was not put on the default event bus (%s); the answer is unchanged", error)
+
+
+@dataclass(frozen=True)
+class Announcer:
+    """One event's announcements: where it is made, what it declares, and the guard's thresholds."""
+
+    events: EventBridgeClient | None
+    context: Context
+    declared: Mapping[str, str]
+    thresholds: Mapping[str, Any]
+
+    def tell(
+        self, decision: str, action: str, verdict: Verdict | None = None, sent: Mapping[str, str] | None = None
+    ) -> None:
+        """Announce a decision (`sent`: the ModelVariantActions of the stop sent, where one was)."""
+        announce(
+            self.events,
+            self.context,
+            decision,
+            action,
+            declared=self.declared,
+            sent=sent,
+            verdict=verdict,
+            thresholds=self.thresholds,
+        )

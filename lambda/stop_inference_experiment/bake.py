@@ -1,168 +1,179 @@
-"""After a guarded promotion: watch the guard's alarms for its bake, and roll the endpoint back if one fires.
+"""After a guarded promotion: its bake, and the rollback where the bake does not pass (the wait's last phases).
 
-As SageMaker's deployment guardrails do (AutoRollbackConfiguration, a baking period): the bake starts once
-the endpoint serves the promoted variant (experiment Completed, EndpointStatus InService). An alarm that goes
-to ALARM during the bake fails the promotion; with RollBackTo the endpoint is updated back to that endpoint
-configuration and the Update fails once it serves it again, saying so. An alarm in INSUFFICIENT_DATA is no
-evidence of failure; an alarm CloudWatch no longer knows ends the bake unfinished (no rollback, FAILED). A read
-that is throttled is "still baking". The bake is part of the wait, so it is handed on across runs like it.
+As SageMaker's deployment guardrails do (AutoRollbackConfiguration, a baking period), the bake starts when AWS
+says the endpoint began serving the promoted configuration (alarm_history.window_of), and is judged from what
+CloudWatch recorded over its window (alarm_history.verdict), so that every delivery of the event judges the
+same window the same way. A bake that does not pass (an alarm, an alarm gone or unreadable, no time left before
+the deadline less the rollback's reserve, inconclusive) rolls the endpoint back to RollBackTo, through the gate;
+without RollBackTo the Update fails saying the endpoint still serves the promoted model.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from aws import failure, transient
-from botocore.exceptions import BotoCoreError, ClientError
-from evidence import alarm_details
-from outcomes import StopFailed
+import alarm_history
+from alarm_history import RESERVE_SECONDS, BakeVerdict
+from aws import Unreadable
+from outcomes import NoStop, Outcome, StopFailed
+from sagemaker_api import ENDPOINT_FAILED, serves, updating_to
+from state import Next, Phase, State
 
 if TYPE_CHECKING:
-    from mypy_boto3_cloudwatch.client import CloudWatchClient
-    from mypy_boto3_sagemaker.client import SageMakerClient
-    from properties import Guard
+    from invocation import Run
+    from mypy_boto3_sagemaker.type_defs import DescribeEndpointOutputTypeDef as Endpoint
+    from mypy_boto3_sagemaker.type_defs import DescribeInferenceExperimentResponseTypeDef as Experiment
 
 logger = logging.getLogger(__name__)
 
-SERVING = "InService"
-# Looks at the alarms more than this far apart leave a gap in which an alarm could have gone to ALARM and back
-# unseen (a throttled read, a slow hand-on, a second delivery that starts watching late): an alarm that changed
-# state in such a gap leaves the bake unproven.
-BLIND_SECONDS = 60.0
-ENDPOINT_FAILED = frozenset({"Failed", "UpdateRollbackFailed"})
 
-
-@dataclass
-class Bake:
-    """Where a bake stands: until when, and the alarm that fired once the rollback was started."""
-
-    until: float
-    rolling_back: str = ""
-    looked: float | None = None  # the last look at the alarms that read them all (None: none yet)
-
-
-@dataclass(frozen=True)
-class Watch:
-    """What a bake needs: the guard, the experiment's endpoint, the clients and the announcement of its end."""
-
-    guard: Guard
-    experiment: str
-    endpoint: str
-    config: str  # the endpoint configuration the experiment's endpoint serves now
-    cloudwatch: CloudWatchClient | None
-    sagemaker: SageMakerClient
-    announce: Callable[[str, str], None]  # (decision, action)
-
-
-def step(watch: Watch, bake: Bake, now: float) -> bool:
-    """One look at the bake: True once it passed; False while it goes on (or the rollback does).
-
-    Raises:
-        StopFailed: an alarm fired (after the rollback, where there is one, is done or failed), or an alarm is gone.
-    """
-    if bake.rolling_back:
-        return _rollback_done(watch, bake)
-    if watch.guard.roll_back_to is not None and watch.config == watch.guard.roll_back_to:
-        # An earlier delivery of this event baked, saw an alarm fire and rolled the endpoint back: answer as it did.
-        watch.announce("RolledBack: by an earlier delivery", f"the endpoint serves {watch.config} again")
+def promoting(run: Run, experiment: Experiment, state: State) -> Next | Outcome:
+    guard = run.declaration.guard
+    assert guard is not None  # noqa: S101 (only a bake promotes through this phase)
+    assert guard.bake_seconds  # noqa: S101
+    if guard.roll_back_to is not None and state.promoted == guard.roll_back_to:
+        return _rolled_back_before(state)
+    endpoint = _endpoint(run, experiment)
+    if endpoint is None:
+        return Next(state)
+    if not state.promoted and endpoint["EndpointStatus"] == "InService":
+        # EndpointMetadata.EndpointConfigName is optional in the service model (*unverified* whether SageMaker
+        # reports it after a promotion). Without it, the configuration the endpoint serves once InService after
+        # the experiment completed is taken for the promotion's; where it is RollBackTo, it was rolled back.
+        logger.warning("The experiment does not name its endpoint's configuration: taking the one it serves")
+        state = replace(state, promoted=endpoint["EndpointConfigName"])
+        if state.promoted == guard.roll_back_to:
+            return _rolled_back_before(state)
+    if serves(endpoint, state.promoted):
+        return _begin(run, experiment, state, endpoint, guard.bake_seconds)
+    if guard.roll_back_to is not None and guard.roll_back_to in (updating_to(endpoint), _serving(endpoint)):
+        return _rolled_back_before(state)
+    if endpoint["EndpointStatus"] in ENDPOINT_FAILED or endpoint["EndpointStatus"] == "InService":
         raise StopFailed(
-            f"RolledBack: the endpoint {watch.endpoint} serves {watch.config} again: an earlier delivery of this event "
-            f"rolled {watch.experiment}'s promotion back after an alarm fired during its bake"
+            f"The endpoint {endpoint['EndpointName']} is {endpoint['EndpointStatus']} on "
+            f"{endpoint.get('EndpointConfigName')}, not on {state.promoted}, which {run.name}'s promotion made "
+            f"({endpoint.get('FailureReason') or 'changed since'}): the bake could not start, nothing rolled back"
         )
-    if watch.cloudwatch is None:
-        raise StopFailed("No CloudWatch client to watch the bake's alarms with")
+    return Next(state)
+
+
+def _begin(run: Run, experiment: Experiment, state: State, endpoint: Endpoint, bake_seconds: int) -> Next:
+    """The endpoint serves this event's promotion: the bake's window starts when it began to (AWS's time)."""
+    window = alarm_history.window_of(endpoint, experiment.get("CompletionTime"), bake_seconds)
+    baking = replace(state, phase=Phase.BAKING, window=window)
+    logger.info("%s serves the promotion since %.0f: baking until %.0f", run.name, window.start, window.end)
+    if window.end > run.timing.deadline - RESERVE_SECONDS:
+        why = (
+            f"the bake cannot end {RESERVE_SECONDS:.0f} s before the deadline "
+            f"(CompletionTimeoutSeconds {run.declaration.completion_timeout_seconds}), which the rollback needs"
+        )
+        return fail(run, experiment, baking, BakeVerdict("fail", why))
+    return Next(baking, at_once=True)
+
+
+def baking(run: Run, experiment: Experiment, state: State) -> Next | Outcome:
+    guard, window = run.declaration.guard, state.window
+    assert guard is not None  # noqa: S101 (a bake has both)
+    assert window is not None  # noqa: S101
+    cloudwatch = run.services.cloudwatch
+    if run.now() < window.judged_at:
+        try:
+            seen = alarm_history.look(cloudwatch, guard.alarms)
+        except StopFailed as error:  # not throttling (bake.look rides that out): AccessDenied, say
+            seen = BakeVerdict("fail", f"its alarms could not be read ({error})")
+        return Next(state) if seen is None else fail(run, experiment, state, seen)
     try:
-        details = alarm_details(watch.cloudwatch, watch.guard.alarms)
+        verdict = alarm_history.verdict(cloudwatch, guard.alarms, window)
     except StopFailed as error:
-        if isinstance(error.__cause__, ClientError | BotoCoreError) and transient(error.__cause__):
-            logger.warning("The bake's alarms could not be read (%s); still baking", error)
-            return False
-        raise
-    fired = [name for name in watch.guard.alarms if details.get(name, ("", None))[0] == "ALARM"]
-    if fired:
-        _fired(watch, bake, fired[0])
-        return False
-    gone = [name for name in watch.guard.alarms if name not in details]
-    if gone:
-        raise StopFailed(
-            f"Alarm {gone[0]} was not found during the bake of {watch.experiment}'s promotion: the bake could not "
-            f"watch it, so the promotion is not shown safe; the endpoint {watch.endpoint} serves the promoted model"
-        )
-    if bake.looked is not None and now - bake.looked > BLIND_SECONDS:
-        for name in watch.guard.alarms:
-            changed = details[name][1]
-            if changed is None or changed > bake.looked:
-                raise StopFailed(
-                    f"Alarm {name} changed state during the bake of {watch.experiment}'s promotion while its alarms "
-                    f"could not be watched ({now - bake.looked:.0f} s without a look): the promotion is not shown "
-                    f"safe; the endpoint {watch.endpoint} serves the promoted model"
-                )
-    bake.looked = now
-    return now >= bake.until
+        if run.now() < run.timing.deadline - RESERVE_SECONDS / 2:
+            logger.warning("The bake's verdict could not be read (%s); looking again", error)
+            return Next(state)
+        verdict = BakeVerdict("fail", f"its alarms could not be read ({error})")
+    if verdict.outcome == "pass":
+        logger.info("The bake of %s's promotion passed: %s", run.name, verdict.why)
+        return Outcome.of(experiment, state.decision)
+    return fail(run, experiment, state, verdict)
 
 
-def _fired(watch: Watch, bake: Bake, alarm: str) -> None:
-    """An alarm fired during the bake: roll back where the guard says to, else fail saying what serves.
+def fail(run: Run, experiment: Experiment, state: State, verdict: BakeVerdict) -> Next:
+    """A bake that did not pass: roll back where the guard says to, else fail saying what serves.
 
     Raises:
-        StopFailed: without a rollback, or where the rollback could not be started.
+        StopFailed: without RollBackTo, or where SageMaker refused the rollback.
+        NoStop: where the gate refused the rollback (FAILED, saying so).
     """
-    config = watch.guard.roll_back_to
-    if config is None:
-        watch.announce(f"Failed: alarm {alarm} fired during the bake", "the endpoint still serves the promoted model")
+    guard = run.declaration.guard
+    assert guard is not None  # noqa: S101 (only a guard bakes)
+    endpoint = experiment["EndpointMetadata"]["EndpointName"]
+    named = "Inconclusive" if verdict.outcome == "inconclusive" else "Failed"
+    did_not_pass = f"The bake of {run.name}'s promotion did not pass: {verdict.why}"
+    if guard.roll_back_to is None:
+        run.announcer.tell(f"{named}: {verdict.why}", "the endpoint still serves the promoted model")
         raise StopFailed(
-            f"Alarm {alarm} went to ALARM during the bake of {watch.experiment}'s promotion; the endpoint "
-            f"{watch.endpoint} still serves the promoted model (no roll_back_to declared)"
+            f"{did_not_pass}; the endpoint {endpoint} still serves the promoted model (no roll_back_to declared)"
         )
-    logger.warning("Alarm %s fired during the bake: rolling %s back to %s", alarm, watch.endpoint, config)
     try:
-        watch.sagemaker.update_endpoint(EndpointName=watch.endpoint, EndpointConfigName=config)
-    except BotoCoreError as error:
-        # No answer (a timeout, a broken connection): the update may be under way. Watch the endpoint: it serves
-        # `config` once the rollback is done, and the deadline ends the wait if it never began.
-        logger.warning("UpdateEndpoint of %s got no answer (%s); watching the endpoint", watch.endpoint, error)
-    except ClientError as error:
-        watch.announce(f"Failed: alarm {alarm} fired during the bake", "the rollback could not be started")
-        # SageMaker's reason first: CloudFormation shows 255 characters of the reason.
-        why = failure(error, "sagemaker:UpdateEndpoint", watch.endpoint)
-        # The alarm and SageMaker's reason first: CloudFormation shows 255 characters of the reason.
+        sent = run.sagemaker.roll_back(endpoint, guard.roll_back_to, state.promoted, run.gate)
+    except NoStop as refused:
+        run.announcer.tell(f"{named}: {verdict.why}", "the rollback was not sent")
+        raise NoStop(f"{did_not_pass}; {refused}", answers_failed=refused.answers_failed) from refused
+    except StopFailed as error:
+        run.announcer.tell(f"{named}: {verdict.why}", "the rollback could not be started")
         raise StopFailed(
-            f"Rollback after alarm {alarm} fired during the bake failed: {why} (endpoint {watch.endpoint}, "
-            f"configuration {config}, experiment {watch.experiment})"
+            f"Rollback after {verdict.why} failed: {error} (endpoint {endpoint}, configuration "
+            f"{guard.roll_back_to}, experiment {run.name})"
         ) from error
-    bake.rolling_back = alarm
+    logger.warning("%s; rollback %s", did_not_pass, sent.value)  # under way: an earlier delivery's (same answer)
+    inconclusive = verdict.outcome == "inconclusive"
+    return Next(replace(state, phase=Phase.ROLLING_BACK, why=verdict.why, inconclusive=inconclusive))
 
 
-def _rollback_done(watch: Watch, bake: Bake) -> bool:
-    """The rollback's endpoint update: False while it goes on.
+def _rolled_back_before(state: State) -> Next:
+    """An earlier delivery of this event baked, saw the bake fail and rolled the endpoint back: answer as it did."""
+    why = state.why or "an earlier delivery of this event rolled the promotion back after its bake did not pass"
+    return Next(replace(state, phase=Phase.ROLLING_BACK, why=why), at_once=True)
 
-    Raises:
-        StopFailed: once it is done (the Update fails, saying the endpoint was rolled back), or if it failed.
-    """
-    config, alarm = watch.guard.roll_back_to, bake.rolling_back
-    try:
-        endpoint = watch.sagemaker.describe_endpoint(EndpointName=watch.endpoint)
-    except BotoCoreError:
-        return False  # no connection, a timeout: the rollback goes on, look again
-    except ClientError as error:
-        if transient(error):
-            return False
-        raise failure(error, "sagemaker:DescribeEndpoint", watch.endpoint) from error
+
+def rolling_back(run: Run, experiment: Experiment, state: State) -> Next | Outcome:
+    guard = run.declaration.guard
+    assert guard is not None  # noqa: S101 (only a rollback is here)
+    assert guard.roll_back_to is not None  # noqa: S101
+    config = guard.roll_back_to
+    endpoint = _endpoint(run, experiment)
+    if endpoint is None:
+        return Next(state)
+    name = endpoint["EndpointName"]
+    if serves(endpoint, config):
+        if state.inconclusive and guard.on_inconclusive == "FallBack":
+            decision = f"Inconclusive: {state.why}; rolled back to {config}"
+            run.announcer.tell(decision, f"the endpoint serves {config} again")
+            return replace(Outcome.of(experiment, decision), endpoint_status=endpoint["EndpointStatus"])
+        run.announcer.tell(f"RolledBack: {state.why}", f"the endpoint serves {config} again")
+        raise StopFailed(
+            f"RolledBack: {state.why}: the endpoint {name} of {run.name} was rolled back to {config} and serves it"
+        )
     status = endpoint["EndpointStatus"]
-    if status == SERVING and endpoint.get("EndpointConfigName") == config:
-        watch.announce(f"RolledBack: {alarm}", f"the endpoint serves {config} again")
+    if status in ENDPOINT_FAILED or (status == "InService" and endpoint.get("FailureReason")):
+        why = endpoint.get("FailureReason") or f"it serves {endpoint.get('EndpointConfigName')}"
+        run.announcer.tell(f"Failed: {state.why}", "the rollback failed")
         raise StopFailed(
-            f"RolledBack: {alarm}: alarm {alarm} went to ALARM during the bake of {watch.experiment}'s promotion; "
-            f"the endpoint {watch.endpoint} was rolled back to {config} and serves it"
+            f"Rollback after {state.why} failed: {status}: {why} (endpoint {name}, configuration {config}, "
+            f"experiment {run.name})"
         )
-    if status in ENDPOINT_FAILED or (status == SERVING and endpoint.get("FailureReason")):
-        why = endpoint.get("FailureReason") or "SageMaker gave no reason"
-        watch.announce(f"Failed: alarm {alarm} fired during the bake", "the rollback failed")
-        raise StopFailed(
-            f"Rollback after alarm {alarm} fired during the bake failed: {status}: {why} (endpoint {watch.endpoint}, "
-            f"configuration {config}, experiment {watch.experiment})"
-        )
-    return False
+    return Next(state)
+
+
+def _endpoint(run: Run, experiment: Experiment) -> Endpoint | None:
+    """The experiment's endpoint now; None where the read is throttled (still waiting)."""
+    name = experiment["EndpointMetadata"]["EndpointName"]
+    try:
+        return run.sagemaker.endpoint(name, run.now())
+    except Unreadable as error:
+        logger.warning("%s; still waiting", error)
+        return None
+
+
+def _serving(endpoint: Endpoint) -> str | None:
+    return endpoint.get("EndpointConfigName") if endpoint.get("EndpointStatus") == "InService" else None

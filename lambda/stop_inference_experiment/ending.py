@@ -11,18 +11,21 @@ delivery of one event answers as the first did.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from outcomes import StopFailed
+from outcomes import InvalidProperties, Outcome, StopFailed
+from sagemaker_api import ENDPOINT_FAILED
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import DescribeInferenceExperimentResponseTypeDef as Experiment
     from mypy_boto3_sagemaker.type_defs import StopInferenceExperimentRequestTypeDef as StopRequest
+    from permission import Timing
+    from properties import StopDeclaration
 
 logger = logging.getLogger(__name__)
 
 STOPPED = frozenset({"Completed", "Cancelled"})
-ENDPOINT_FAILED = frozenset({"Failed", "UpdateRollbackFailed"})
 
 
 def promotes(request: StopRequest) -> bool:
@@ -126,3 +129,96 @@ def _answer(problem: str, request_type: str) -> None:
         logger.warning("%s; answering the Delete anyway (teardown must not stick)", problem)
         return
     raise StopFailed(problem)
+
+
+def own_stop(
+    declaration: StopDeclaration,
+    request_type: str,
+    timing: Timing,
+    experiment: Experiment,
+    previous_sent: Callable[[str], bool],
+) -> str | None:
+    """The decision of this event's own stop, where the experiment shows it sent it (an earlier delivery); else None.
+
+    Read from the experiment alone, never by judging a guard again: the declared stop's Reason, or the Reason of
+    its guard's fallback, which carries the verdict. Stopping counts where SageMaker already reports the Reason
+    (*unverified* that it does before the experiment has ended: where it does not, the end is waited for).
+    A Reason the previous declaration sends too (`previous_sent`) cannot be told apart: not its own.
+
+    Raises:
+        StopFailed: an Update whose own stop ended only after its deadline, as its first delivery then answered.
+    """
+    reason = str(experiment.get("StatusReason") or "")
+    sent = declaration.sent_with(reason)
+    if sent is None or previous_sent(reason):
+        return None
+    request, decision = sent
+    if experiment["Status"] == "Stopping":
+        return decision
+    if not left_by(request, experiment, timing.sent):
+        return None
+    completed = experiment["CompletionTime"].timestamp()
+    if request_type == "Update" and not timing.at_once_only and completed > timing.deadline:
+        raise StopFailed(
+            f"Inference experiment {declaration.name} ended {completed - timing.deadline:.0f} s after this event's "
+            f"deadline (CompletionTimeoutSeconds {declaration.completion_timeout_seconds})"
+        )
+    return decision
+
+
+def previous_sends(
+    event: Mapping[str, Any], parse: Callable[[object], StopDeclaration], name: str, reason: str
+) -> bool:
+    """Whether an Update's previous declaration would have sent a stop with this same Reason: SageMaker's answer
+    cannot then tell this event's own stop from that one's (answered at once, say), so it is not taken for this
+    event's own (fail safe: a Promote then answers FAILED, as for someone else's stop)."""
+    if event.get("RequestType") != "Update":
+        return False
+    properties = event.get("OldResourceProperties")
+    try:
+        old = parse(properties)
+    except InvalidProperties:
+        # Properties an earlier version carried out may be refused now: their Reason alone decides.
+        clash = isinstance(properties, Mapping) and properties.get("Reason") == reason
+    else:
+        clash = old.sent_with(reason) is not None
+    if clash:
+        logger.warning(
+            "Inference experiment %s was stopped with the Reason %r, which this Update's previous declaration "
+            "sends too: it is not taken for this event's own",
+            name,
+            reason,
+        )
+    return clash
+
+
+def timed_out(
+    declaration: StopDeclaration,
+    request_type: str,
+    experiment: Experiment,
+    waited: float,
+    *,
+    stop_sent: bool,
+    note: str,
+) -> Outcome:
+    """The answer at the deadline: SUCCESS for a Delete (loudly) and for a stop that was not to be waited for.
+
+    Raises:
+        StopFailed: an Update whose end was not reached by its deadline (`note` added to the reason).
+    """
+    name, status = declaration.name, experiment["Status"]
+    summary = f"Inference experiment {name} is still {status} after {waited:.0f} s"
+    if status in STOPPED:
+        endpoint = experiment.get("EndpointMetadata", {})
+        summary = (
+            f"Inference experiment {name} is {status}, but its endpoint {endpoint.get('EndpointName')} "
+            f"is still {endpoint.get('EndpointStatus', 'not reported')} after {waited:.0f} s"
+        )
+    if request_type == "Delete":
+        # A stop is irreversible and teardown must not stick: succeed, loudly.
+        logger.warning("%s; answering the Delete anyway (%s)", summary, "stop accepted" if stop_sent else "NOT stopped")
+        return Outcome.of(experiment)
+    if stop_sent and declaration.completion_timeout_seconds == 0:
+        return Outcome.of(experiment)  # CompletionTimeoutSeconds 0: the stop was accepted, waiting was not asked for
+    stopped = "" if stop_sent else " and was not stopped"
+    raise StopFailed(f"{summary}{stopped} (CompletionTimeoutSeconds {declaration.completion_timeout_seconds}){note}")

@@ -10,6 +10,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import DescribeInferenceExperimentResponseTypeDef as Experiment
 
 # Decision is a GetAtt, and the whole answer must stay under CloudFormation's 4 KB: the full figures are in the
 # decision's log line and event.
@@ -25,7 +29,7 @@ class InvalidProperties(StopFailed):
 
 
 class NoStop(Exception):
-    """Nothing is stopped for this event; the message says why, in a sentence.
+    """This event may not act (stop, or roll back); nothing is sent, and the message says why, in a sentence.
 
     Args:
         reason: why nothing was stopped.
@@ -54,6 +58,12 @@ class Outcome:
     endpoint_status: str = ""
     decision: str = ""  # what the stop this event sent decided: Promoted, FellBack: <why>, NoGuard ("" for none)
     silent: bool = False  # a later link of the wait answers, or the copy of this continuation already did
+
+    @classmethod
+    def of(cls, experiment: Experiment, decision: str = "") -> Outcome:
+        """The answer that reports the experiment as SageMaker describes it."""
+        endpoint_status = experiment.get("EndpointMetadata", {}).get("EndpointStatus", "")
+        return cls(experiment["Name"], experiment["Arn"], experiment["Status"], endpoint_status, decision)
 
     @property
     def data(self) -> dict[str, str]:

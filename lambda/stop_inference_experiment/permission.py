@@ -1,6 +1,7 @@
-"""When may this event stop the experiment: when it was sent, its deadline, the stack's state, a twin resource.
+"""When may this event act: when it was sent, its deadline, the stack's state, a twin resource; and the gate.
 
-A stop cannot be undone, so it is sent only where all of these hold, checked right before the call:
+Every call that changes AWS passes the `Gate` right before it is sent (sagemaker_api.py sends them all).
+A stop cannot be undone, so it is sent only where all of these hold:
 - the event's own declaration asks for it (the dispatcher in lifecycle.py decides that);
 - its deadline has not passed: when CloudFormation sent the event plus CompletionTimeoutSeconds, never later
   than that time plus the ServiceTimeout less a margin; with CompletionTimeoutSeconds 0, only at once, in
@@ -10,7 +11,11 @@ A stop cannot be undone, so it is sent only where all of these hold, checked rig
 - the stack has not begun another operation since the event was sent (a late copy of an event of an update that
   is over finds the stack UPDATE_IN_PROGRESS again, in the next update);
 - in a clean-up, no other stopper of the stack still names the experiment (the construct moved).
-Anything else raises NoStop, with the answer it deserves.
+A rollback (UpdateEndpoint back to RollBackTo after a bake that did not pass) is sent only before the deadline,
+where the stack has begun no later operation (where it can be read: a stack rolling back does not refuse it,
+as restoring the endpoint is what makes it agree with the rolled-back stack), and where the endpoint is still
+on the configuration this event's promotion made; one already updating to RollBackTo, or serving it, is not
+sent again. Anything else raises NoStop, with the answer it deserves.
 """
 
 from __future__ import annotations
@@ -21,14 +26,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qs, urlsplit
 
 from aws import Clock, Unreadable, read
-from outcomes import NoStop
+from outcomes import NoStop, StopFailed
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
+    from mypy_boto3_sagemaker.type_defs import DescribeEndpointOutputTypeDef as Endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +171,27 @@ class Stack:
         later = any(time is not None and time.timestamp() > self.sent + SENT_PRECISION_SECONDS for time in began)
         return StackState(stacks[0]["StackStatus"], later_operation=later)
 
+    def refuse_if_twin(self, logical_id: str, physical_id: str, until: float, name: str) -> None:
+        """A clean-up Delete of a stopper whose construct moved: the new one still names the experiment.
+
+        Raises:
+            NoStop: SUCCESS, nothing stopped (also where the stack's resources could not be read: fail safe).
+        """
+        try:
+            twin = self.twin(logical_id, physical_id, until)
+        except (Unreadable, StopFailed) as error:
+            raise NoStop(
+                f"In the stack's clean-up, its resources could not be read ({error}), so whether another stopper "
+                f"still names inference experiment {name} is unknown: it was not stopped",
+                answers_failed=False,
+            ) from error
+        if twin is not None:
+            raise NoStop(
+                f"In the stack's clean-up, stopper {twin} of the same stack still names inference experiment "
+                f"{name} (the construct moved to a new logical id): it was not stopped",
+                answers_failed=False,
+            )
+
     def twin(self, logical_id: str, physical_id: str, until: float) -> str | None:
         """Another stopper of this stack that still names the experiment: its logical id, else None.
 
@@ -243,3 +270,65 @@ def check_time(request_type: str, timing: Timing, now: float, name: str, *, firs
             f"inference experiment {name} was not stopped",
             answers_failed=request_type == "Update",
         )
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The one check right before each action this event sends: per kind of action, may it be sent now?"""
+
+    request_type: str
+    name: str
+    timing: Timing
+    stack: Stack
+    clock: Clock
+    reads_until: float  # how long a throttled read of the stack may be tried again
+
+    def stop(self, *, first_look: bool) -> None:
+        """The stop: the stack in this event's operation (not rolling back, no later one), before the deadline.
+
+        Raises:
+            NoStop: SUCCESS for a Delete or a stack rolling back; FAILED for an Update.
+        """
+        check_stack(self.request_type, self.stack.status(self.reads_until), self.name)
+        check_time(self.request_type, self.timing, self.clock.time(), self.name, first_look=first_look)
+
+    def roll_back(self, endpoint: Endpoint | None, name: str, config: str, promoted: str) -> bool:
+        """The rollback to `config`: whether to send it (False: already updating to it, or serving it).
+
+        Args:
+            endpoint: DescribeEndpoint's answer, read right before (None: it could not be read).
+            name: the endpoint's name.
+            config: the configuration to roll back to.
+            promoted: the configuration this event's promotion made.
+
+        Raises:
+            NoStop: FAILED for the Update (SUCCESS for any other event): the deadline passed, the stack began a
+                later operation, the endpoint could not be read, or someone else changed it since.
+        """
+        refused = f"endpoint {name} was not rolled back to {config}"
+        now = self.clock.time()
+        if now > self.timing.deadline:
+            self._refuse(f"The deadline passed {now - self.timing.deadline:.0f} s ago: {refused}")
+        state = self.stack.status(min(self.reads_until, self.timing.deadline))
+        if state is not None and state.later_operation:
+            self._refuse(
+                f"The stack began another operation after this {self.request_type} was sent (its LastUpdatedTime or "
+                f"DeletionTime is later): {refused}"
+            )
+        if endpoint is None:
+            self._refuse(f"The endpoint could not be read right before the rollback: {refused}")
+        serving, status = endpoint.get("EndpointConfigName"), endpoint.get("EndpointStatus")
+        pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+        if (status == "Updating" and pending == config) or (status == "InService" and serving == config):
+            return False  # this event's rollback, sent before (by this delivery or another): not sent again
+        if serving == promoted and (status == "InService" or (status == "Updating" and pending in (None, promoted))):
+            return True
+        now_on = f"{status} on {serving}" + (f", updating to {pending}" if pending else "")
+        self._refuse(
+            f"The endpoint is {now_on}, not on {promoted}, which this event's promotion made: someone else changed "
+            f"it since, so {refused}"
+        )
+        return False  # unreachable (_refuse raises); said for the linter
+
+    def _refuse(self, reason: str) -> NoReturn:
+        raise NoStop(reason, answers_failed=self.request_type == "Update")

@@ -126,6 +126,19 @@ class StopDeclaration:
         request = self.stop_request()
         return (request, "Promoted" if guarded else "NoGuard") if request.get("Reason") == reason else None
 
+    def sent_request(self, decision: str) -> StopInferenceExperimentRequestTypeDef:
+        """The stop this declaration sent for a decision (a fallback is the only stop that differs from the
+        declared; its Reason holds the verdict that its decision names)."""
+        for _, named, inconclusive in FALLBACKS:
+            if decision.startswith(f"{named}: "):
+                return self.fallback_request(decision.removeprefix(f"{named}: "), inconclusive=inconclusive)
+        return self.stop_request()
+
+    @property
+    def bakes(self) -> bool:
+        """Whether a promotion of this declaration is baked: a guard that declares a bake, on a Promote."""
+        return self.promotes and self.guard is not None and bool(self.guard.bake_seconds)
+
     def fallback_request(self, why: str, *, inconclusive: bool = False) -> StopInferenceExperimentRequestTypeDef:
         """The stop for a failed (or inconclusive) promotion guard: the shadow Removed, every other variant Retained."""
         promoted = [variant for variant, action in self.model_variant_actions.items() if action == "Promote"]

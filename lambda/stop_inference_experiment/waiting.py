@@ -1,9 +1,9 @@
 """How long we wait, how often we look, and who goes on: the poll and the hand-on to the next run.
 
 A wait longer than one run of the function is handed on: the function invokes itself, asynchronously, with
-the event and a continuation record (the deadline, whether the stop was sent, the link number, the decision
-and when the event was sent), and only the last link answers. The record is bounded by what it cannot
-forge: no deadline past the one the event itself allows, and at most MAX_LINKS links.
+the event and a continuation record (the deadline, the link number, when the event was sent, and the wait's
+state: its phase, the decision, the bake's window), and only the last link answers. The record is bounded by
+what it cannot forge: no deadline past the one the event itself allows, and at most MAX_LINKS links.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aws import Clock, code, failure
@@ -44,31 +44,18 @@ JITTER = 0.25  # a delay is its base less up to this share, at random
 
 @dataclass(frozen=True)
 class Continuation:
-    """Where a long wait stands when one run of the function hands it on to the next."""
+    """Where a long wait stands when one run of the function hands it on to the next: the event's clock, the link,
+    and the wait's state by name (stopping.State reads and writes it)."""
 
     deadline: float
-    stop_sent: bool
     link: int
-    decision: str = ""
     sent: float | None = None
-    bake_until: float | None = None  # a promotion's bake under way: until when
-    rolling_back: str = ""  # the alarm that fired during the bake, once the rollback was started
-    bake_looked: float | None = None  # the bake's last look at its alarms
+    state: Mapping[str, Any] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "Deadline": self.deadline,
-            "StopSent": self.stop_sent,
-            "Link": self.link,
-            "Decision": self.decision,
-        }
+        record: dict[str, Any] = {**self.state, "Deadline": self.deadline, "Link": self.link}
         if self.sent is not None:
             record["Sent"] = self.sent
-        if self.bake_until is not None:
-            record["BakeUntil"] = self.bake_until
-            record["RollingBack"] = self.rolling_back
-            if self.bake_looked is not None:
-                record["BakeLooked"] = self.bake_looked
         return record
 
     @property
@@ -81,41 +68,23 @@ class Continuation:
         """The event's continuation record, None for CloudFormation's own event.
 
         Raises:
-            StopFailed: for a record this function did not write.
+            StopFailed: for a record this function did not write (the state's own fields are checked as read).
         """
         record = event.get(CONTINUATION)
         if record is None:
             return None
         given: Mapping[str, Any] = record if isinstance(record, Mapping) else {}
-        deadline, stop_sent, link = given.get("Deadline"), given.get("StopSent"), given.get("Link")
-        decision, sent = given.get("Decision", "") if given else None, given.get("Sent")
-        bake_until, rolling_back = given.get("BakeUntil"), given.get("RollingBack", "")
-        bake_looked = given.get("BakeLooked")
+        deadline, link, sent = given.get("Deadline"), given.get("Link"), given.get("Sent")
         if not (
-            _number(deadline)
-            and isinstance(stop_sent, bool)
-            and isinstance(link, int)
-            and not isinstance(link, bool)
-            and isinstance(decision, str)
-            and (sent is None or _number(sent))
-            and (bake_until is None or _number(bake_until))
-            and isinstance(rolling_back, str)
-            and (bake_looked is None or _number(bake_looked))
+            number(deadline) and isinstance(link, int) and not isinstance(link, bool) and (sent is None or number(sent))
         ):
             raise StopFailed(f"The event's {CONTINUATION} is malformed ({quote(record)}): nothing was stopped")
-        return cls(
-            float(deadline),  # type: ignore[arg-type]
-            stop_sent,
-            link,
-            decision,
-            None if sent is None else float(sent),
-            None if bake_until is None else float(bake_until),
-            rolling_back,
-            None if bake_looked is None else float(bake_looked),
-        )
+        state = {key: value for key, value in given.items() if key not in {"Deadline", "Link", "Sent"}}
+        return cls(float(deadline), link, None if sent is None else float(sent), state)  # type: ignore[arg-type]
 
 
-def _number(value: object) -> bool:
+def number(value: object) -> bool:
+    """A finite number (not a bool): what a record's times must be."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -207,7 +176,8 @@ def _hand_on_failed(error: Exception, continuation: Continuation, name: str, req
         why = str(failure(error, "lambda:InvokeFunction", "the function itself"))
     else:
         why = str(error)
-    sent = "the stop was accepted and may still complete" if continuation.stop_sent else "nothing was stopped"
+    stop_sent = continuation.state.get("StopSent") is True
+    sent = "the stop was accepted and may still complete" if stop_sent else "nothing was stopped"
     summary = f"Could not hand the wait for {name} on to the function's next run ({why}); {sent}"
     if request_type == "Delete":
         logger.warning("%s; answering the Delete anyway (teardown must not stick)", summary)
