@@ -87,6 +87,8 @@ class ShadowTestStack(cdk.Stack):
                 )
             ],
         )
+        # Named in the app (cdk.json): the stopper's role may then describe and update this endpoint alone, by the
+        # ARN SageMaker gives it, and its metrics and dashboard name it as the operators know it.
         endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",

@@ -15,7 +15,8 @@ import pytest
 import rules
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_sagemaker as sagemaker
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Match, Template
+from cdk_nag import AwsSolutionsChecks
 from conftest import load_event
 from inference_experiment_stopper import GuardFailure, InferenceExperimentStopper, ModelVariantAction, PromotionGuard
 
@@ -62,7 +63,8 @@ def alarm_in(stack: cdk.Stack, name: str) -> cloudwatch.Alarm:
 
 
 def guarded(stack: cdk.Stack, guard: PromotionGuard, **props: Any) -> Template:
-    props.setdefault("experiment", experiment_in(stack))
+    if "experiment" not in props:
+        props["experiment"] = experiment_in(stack)
     props.setdefault("completion_timeout", cdk.Duration.minutes(30))
     InferenceExperimentStopper(stack, "Stopper", model_variant_actions=PROMOTE, promotion_guard=guard, **props)
     return Template.from_stack(stack)
@@ -81,6 +83,36 @@ def actions_of(template: Template) -> set[str]:
         action = statement["Action"]
         found |= {action} if isinstance(action, str) else set(action)
     return found
+
+
+def shown(value: Any) -> str:
+    """A resolved value as a string, references as <Id> and attributes as <Id.Attribute>."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        return "".join(shown(part) for part in value["Fn::Join"][1])
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    return f"<{'.'.join(value['Fn::GetAtt'])}>"
+
+
+def grants(template: Template) -> dict[str, list[str]]:
+    """Each action the function's policies allow, with the resources it is allowed on, as shown()."""
+    found: dict[str, list[str]] = {}
+    for statement in statements(template):
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for action in actions:
+            found.setdefault(action, []).extend(shown(resource) for resource in resources)
+    return found
+
+
+def arn(resource: str) -> str:
+    """A SageMaker ARN of the stack's account and region, as shown()."""
+    return f"arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:{resource}"
+
+
+GUARD_POLICY = "What the stack's promotion guards may read and, to roll a promotion back, update"
 
 
 def test_a_guard_of_alarms_alone_bakes_and_rolls_back_and_reaches_the_function_as_it_parses_it() -> None:
@@ -128,28 +160,107 @@ def test_a_guard_of_alarms_alone_bakes_and_rolls_back_and_reaches_the_function_a
 
 def test_the_role_reads_exactly_the_app_s_alarms_and_updates_exactly_the_experiment_s_endpoint() -> None:
     stack = new_stack()
-    guard = PromotionGuard(
-        alarms=[alarm_in(stack, "shadow-latency")], bake=cdk.Duration.minutes(10), roll_back_to="shadow-test-config"
-    )
-    template = guarded(stack, guard)
+    latency = alarm_in(stack, "shadow-latency")
+    guard = PromotionGuard(alarms=[latency], bake=cdk.Duration.minutes(10), roll_back_to="Shadow-Test-Config")
+    template = guarded(stack, guard, experiment=experiment_in(stack, endpoint_name="Shadow-Test-Endpoint"))
 
-    found = {
-        statement["Action"] if isinstance(statement["Action"], str) else tuple(statement["Action"]): statement
-        for statement in statements(template)
-    }
-    alarms = found["cloudwatch:DescribeAlarms"]
-    assert alarms["Resource"] == {"Fn::GetAtt": [alarms["Resource"]["Fn::GetAtt"][0], "Arn"]}
-    assert alarms["Resource"]["Fn::GetAtt"][0].startswith("shadowlatency")  # the app's alarm, by its own ARN
-    rollback = stack.resolve(found[("sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint")]["Resource"])
-    rendered = [
-        "".join(part if isinstance(part, str) else "<" + next(iter(part.values())) + ">" for part in arn["Fn::Join"][1])
-        for arn in rollback
+    allowed = grants(template)
+    alarm_arn = shown(stack.resolve(latency.alarm_arn))
+    assert alarm_arn.startswith("<shadowlatency")  # the app's alarm, by its own ARN
+    assert alarm_arn.endswith(".Arn>")
+    assert allowed["cloudwatch:DescribeAlarms"] == [alarm_arn]
+    assert allowed["cloudwatch:DescribeAlarmHistory"] == [alarm_arn]  # the bake reads what CloudWatch recorded
+    # SageMaker writes endpoint and endpoint configuration ARNs in lower case.
+    assert allowed["sagemaker:DescribeEndpoint"] == [arn("endpoint/shadow-test-endpoint")]
+    assert allowed["sagemaker:UpdateEndpoint"] == [
+        arn("endpoint/shadow-test-endpoint"),
+        arn("endpoint-config/shadow-test-config"),
     ]
-    assert rendered == [
-        "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:endpoint/shadow-test-endpoint",
-        "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:endpoint-config/shadow-test-config",
-    ]
-    assert not any(statement.get("Resource") == "*" for statement in statements(template))
+    assert [action for action, resources in allowed.items() if any("*" in r for r in resources)] == []
+
+
+def test_a_bake_describes_the_experiment_s_endpoint_by_its_own_arn_and_may_update_nothing() -> None:
+    # GIVEN a guard that bakes and declares no rollback
+    stack = new_stack()
+    guard = PromotionGuard(alarms=[alarm_in(stack, "shadow-latency")], bake=cdk.Duration.minutes(10))
+
+    # WHEN its stopper is given the experiment
+    template = guarded(stack, guard, experiment=experiment_in(stack, endpoint_name="Shadow-Test-Endpoint"))
+
+    # THEN the function may describe that endpoint (the bake judges it), by its ARN in lower case, and update nothing
+    template.has_resource_properties(
+        "AWS::IAM::ManagedPolicy",
+        {
+            "Description": GUARD_POLICY,
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Action": "sagemaker:DescribeEndpoint",
+                            "Effect": "Allow",
+                            "Resource": {
+                                "Fn::Join": [
+                                    "",
+                                    [
+                                        "arn:",
+                                        {"Ref": "AWS::Partition"},
+                                        ":sagemaker:",
+                                        {"Ref": "AWS::Region"},
+                                        ":",
+                                        {"Ref": "AWS::AccountId"},
+                                        ":endpoint/shadow-test-endpoint",
+                                    ],
+                                ]
+                            },
+                        }
+                    ]
+                )
+            },
+        },
+    )
+    assert "sagemaker:UpdateEndpoint" not in actions_of(template)
+
+
+def test_a_guard_that_does_not_bake_reads_its_alarms_states_but_not_their_history() -> None:
+    stack = new_stack()
+    template = guarded(stack, PromotionGuard(alarms=[alarm_in(stack, "shadow-latency")]))
+
+    assert "cloudwatch:DescribeAlarms" in actions_of(template)
+    assert actions_of(template) & {"cloudwatch:DescribeAlarmHistory", "sagemaker:DescribeEndpoint"} == set()
+
+
+def test_only_the_alarms_of_a_guard_that_bakes_have_their_history_read() -> None:
+    # GIVEN two stoppers on one function: one bakes, the other only judges before the stop
+    stack = new_stack()
+    baked, judged = alarm_in(stack, "baked"), alarm_in(stack, "judged")
+    InferenceExperimentStopper(
+        stack,
+        "Other",
+        experiment_name="other-test",
+        model_variant_actions=PROMOTE,
+        promotion_guard=PromotionGuard(alarms=[judged]),
+    )
+    guarded(stack, PromotionGuard(alarms=[baked], bake=cdk.Duration.minutes(10)))
+
+    # THEN both alarms' states are read, and only the baked alarm's history
+    allowed = grants(Template.from_stack(stack))
+    assert allowed["cloudwatch:DescribeAlarms"] == [shown(stack.resolve(a.alarm_arn)) for a in (judged, baked)]
+    assert allowed["cloudwatch:DescribeAlarmHistory"] == [shown(stack.resolve(baked.alarm_arn))]
+
+
+def test_an_imported_alarm_s_history_is_read_on_star_acknowledged_only_where_a_guard_bakes() -> None:
+    # GIVEN an app checked by cdk-nag (an unacknowledged finding makes its synth, Template's too, raise
+    # ValidationFailed), and a baking guard whose alarm is imported by name (it may be a composite alarm)
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    stack = cdk.Stack(app, "Stack")
+    imported = cloudwatch.Alarm.from_alarm_name(stack, "Imported", "team-latency")
+    template = guarded(stack, PromotionGuard(alarms=[imported], bake=cdk.Duration.minutes(10)))
+
+    # THEN its state and its history are read on *, in one statement of their own
+    [star] = [s for s in statements(template) if s["Resource"] == "*" and s["Action"] != "cloudwatch:GetMetricData"]
+    assert star["Action"] == ["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"]
+    # AND cdk-nag's AwsSolutions-IAM5 finding on it was acknowledged: the synth above did not raise
 
 
 def test_an_imported_or_composite_alarm_is_read_on_star_in_a_statement_of_its_own() -> None:
@@ -169,6 +280,7 @@ def test_a_stopper_without_these_options_gets_none_of_their_permissions() -> Non
         actions_of(template)
         & {
             "cloudwatch:DescribeAlarms",
+            "cloudwatch:DescribeAlarmHistory",
             "sagemaker:UpdateEndpoint",
             "sagemaker:DescribeEndpoint",
         }
@@ -217,6 +329,13 @@ def bad(stack: cdk.Stack, **changes: Any) -> PromotionGuard:
             "function's role can be allowed to update that experiment's endpoint only",
         ),
         (
+            {"bake": cdk.Duration.minutes(5)},
+            {"experiment": None, "experiment_name": "shadow-test"},
+            "promotion_guard.bake needs the stopper's experiment= (not experiment_name=): the bake judges the "
+            "experiment's endpoint, which the function's role may describe by its name only; got "
+            "experiment_name='shadow-test'",
+        ),
+        (
             {"bake": cdk.Duration.minutes(5), "roll_back_to": "bad config"},
             {},
             "promotion_guard.roll_back_to must be a CfnEndpointConfig or an endpoint configuration name, which may "
@@ -256,6 +375,7 @@ def bad(stack: cdk.Stack, **changes: Any) -> PromotionGuard:
         "bake-without-alarms",
         "rollback-without-bake",
         "rollback-without-experiment",
+        "bake-without-experiment",
         "rollback-bad-name",
         "confidence-without-latency",
         "confidence-out-of-range",
@@ -288,7 +408,7 @@ def test_the_function_refuses_a_bake_that_does_not_fit_exactly_as_synth_does() -
     assert rules.bake_problem(300, 600) is None
 
 
-def test_a_configuration_cloudformation_names_is_rolled_back_to_by_its_token_on_endpoint_config_star() -> None:
+def test_a_configuration_cloudformation_names_is_rolled_back_to_through_its_ref_not_endpoint_config_star() -> None:
     stack = new_stack()
     config = sagemaker.CfnEndpointConfig(stack, "Config", production_variants=[])
     guard = PromotionGuard(alarms=[alarm_in(stack, "a")], bake=cdk.Duration.minutes(10), roll_back_to=config)
@@ -296,10 +416,59 @@ def test_a_configuration_cloudformation_names_is_rolled_back_to_by_its_token_on_
 
     [resource] = template.find_resources("Custom::InferenceExperimentStop").values()
     assert resource["Properties"]["PromotionGuard"]["RollBackTo"] == {"Fn::GetAtt": ["Config", "EndpointConfigName"]}
-    [rollback] = [
-        s for s in statements(template) if s["Action"] == ["sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint"]
-    ]
-    assert str(stack.resolve(rollback["Resource"])).count("endpoint-config/*") == 1
+    # An AWS::SageMaker::EndpointConfig's Ref is its ARN, as SageMaker writes it.
+    assert grants(template)["sagemaker:UpdateEndpoint"] == [arn("endpoint/shadow-test-endpoint"), "<Config>"]
+    assert not any(resource.endswith("/*") for resources in grants(template).values() for resource in resources)
+
+
+def named_endpoint(stack: cdk.Stack) -> str:
+    endpoint = sagemaker.CfnEndpoint(stack, "Endpoint", endpoint_config_name="c", endpoint_name="Shadow-Test-Endpoint")
+    return endpoint.attr_endpoint_name
+
+
+def endpoint_cloudformation_names(stack: cdk.Stack) -> str:
+    return sagemaker.CfnEndpoint(stack, "Endpoint", endpoint_config_name="c").attr_endpoint_name
+
+
+@pytest.mark.parametrize(
+    ("endpoint_of", "expected"),
+    [(named_endpoint, arn("endpoint/shadow-test-endpoint")), (endpoint_cloudformation_names, "<Endpoint>")],
+    ids=["named-in-the-app", "named-by-cloudformation"],
+)
+def test_an_experiment_on_a_cfn_endpoint_of_the_app_is_allowed_that_endpoint_only(
+    endpoint_of: Any, expected: str
+) -> None:
+    # GIVEN an experiment whose endpoint name is a CfnEndpoint's EndpointName attribute (a token)
+    stack = new_stack()
+    experiment = experiment_in(stack, endpoint_name=endpoint_of(stack))
+    guard = PromotionGuard(alarms=[alarm_in(stack, "a")], bake=cdk.Duration.minutes(10), roll_back_to="config")
+
+    # WHEN its stopper bakes and rolls back
+    allowed = grants(guarded(stack, guard, experiment=experiment))
+
+    # THEN the function may describe and update that endpoint: by the literal name in lower case, else by its Ref
+    assert allowed["sagemaker:DescribeEndpoint"] == [expected]
+    assert allowed["sagemaker:UpdateEndpoint"] == [expected, arn("endpoint-config/config")]
+
+
+def test_names_known_only_at_deploy_are_allowed_on_star_acknowledged() -> None:
+    # GIVEN an app checked by cdk-nag (an unacknowledged finding makes its synth, Template's too, raise
+    # ValidationFailed), and an endpoint and a configuration to roll back to named by parameters (tokens no
+    # CfnEndpoint or CfnEndpointConfig stands behind)
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    stack = cdk.Stack(app, "Stack")
+    endpoint = cdk.CfnParameter(stack, "EndpointName").value_as_string
+    config = cdk.CfnParameter(stack, "ConfigName").value_as_string
+    guard = PromotionGuard(alarms=[alarm_in(stack, "a")], bake=cdk.Duration.minutes(10), roll_back_to=config)
+
+    # WHEN the stopper bakes and rolls back
+    allowed = grants(guarded(stack, guard, experiment=experiment_in(stack, endpoint_name=endpoint)))
+
+    # THEN SageMaker's lower-case ARNs cannot be written at synth: the account's and region's, acknowledged
+    assert allowed["sagemaker:DescribeEndpoint"] == [arn("endpoint/*")]
+    assert allowed["sagemaker:UpdateEndpoint"] == [arn("endpoint/*"), arn("endpoint-config/*")]
+    # AND cdk-nag's AwsSolutions-IAM5 findings on both were acknowledged: the synth above did not raise
 
 
 def test_fails_when_an_alarm_name_is_one_cloudwatch_refuses() -> None:

@@ -270,3 +270,26 @@ def test_cfn_lint_reports_no_errors_or_warnings(make_app: Any) -> None:
 
     assert problems == []
     assert len(excepted) <= 1
+
+
+def test_the_example_app_s_function_may_touch_its_own_endpoint_and_configuration_only() -> None:
+    _, stack = example_app()
+    template = cdk.assertions.Template.from_stack(stack)
+
+    guard_policy_description = "What the stack's promotion guards may read and, to roll a promotion back, update"
+    [guard_policy] = template.find_resources(
+        "AWS::IAM::ManagedPolicy", {"Properties": {"Description": guard_policy_description}}
+    ).values()
+    found: dict[str, Any] = {}
+    for statement in guard_policy["Properties"]["PolicyDocument"]["Statement"]:
+        for action in [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]:
+            found[action] = statement["Resource"]
+    # The app names its endpoint (cdk.json), written in lower case as SageMaker writes endpoint ARNs; its
+    # configuration is named by CloudFormation, and an AWS::SageMaker::EndpointConfig's Ref is its ARN.
+    endpoint = stack.resolve(
+        stack.format_arn(service="sagemaker", resource="endpoint", resource_name="shadow-test-endpoint")
+    )
+    assert CONTEXT["endpoint_name"] == "shadow-test-endpoint"
+    assert found["sagemaker:DescribeEndpoint"] == endpoint
+    assert found["sagemaker:UpdateEndpoint"] == [endpoint, {"Ref": "EndpointConfig"}]
+    assert "*" not in json.dumps(guard_policy)

@@ -736,3 +736,71 @@ def test_fails_when_the_capture_prefix_would_widen_what_the_role_may_write() -> 
         ValueError, match=r"^data_capture.prefix must be at most 443 printable characters without \* or \?"
     ):
         ShadowTest(stack, "Test", data_capture=ShadowTestDataCapture(bucket=bucket, prefix="a/*/b"), **props())
+
+
+GUARD_POLICY = {"Description": "What the stack's promotion guards may read and, to roll a promotion back, update"}
+
+
+def test_a_test_on_a_named_cfn_endpoint_lets_its_stopper_describe_and_update_that_endpoint_only() -> None:
+    # GIVEN a CfnEndpoint named in the app, and a configuration to roll back to that CloudFormation names
+    stack = new_stack()
+    endpoint = sagemaker.CfnEndpoint(stack, "Endpoint", endpoint_name="My-Endpoint", endpoint_config_name="config")
+    config = sagemaker.CfnEndpointConfig(stack, "Config", production_variants=[])
+    alarm = cloudwatch.Alarm(
+        stack, "Errors", metric=cloudwatch.Metric(namespace="N", metric_name="M"), threshold=1, evaluation_periods=1
+    )
+    guard = PromotionGuard(alarms=[alarm], bake=cdk.Duration.minutes(10), roll_back_to=config)
+
+    # WHEN a test on it ends in a promotion that bakes and may roll back
+    ShadowTest(stack, "Test", **props(endpoint=endpoint, on_end=ShadowTestEnd.promote(guard=guard)))
+    template = Template.from_stack(stack)
+
+    # THEN the stopper's function may describe and update that endpoint, by its ARN in lower case, and update it
+    # only to that configuration, by its Ref (an AWS::SageMaker::EndpointConfig's Ref is its ARN)
+    template.has_resource_properties(
+        "AWS::IAM::ManagedPolicy",
+        {
+            **GUARD_POLICY,
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Action": "sagemaker:DescribeEndpoint",
+                            "Effect": "Allow",
+                            "Resource": sagemaker_arn("endpoint/my-endpoint"),
+                        },
+                        {
+                            "Action": "sagemaker:UpdateEndpoint",
+                            "Effect": "Allow",
+                            "Resource": [sagemaker_arn("endpoint/my-endpoint"), {"Ref": stack.get_logical_id(config)}],
+                        },
+                    ]
+                )
+            },
+        },
+    )
+    [guard_policy] = template.find_resources("AWS::IAM::ManagedPolicy", {"Properties": GUARD_POLICY}).values()
+    written = json.dumps(guard_policy)
+    assert ":endpoint/*" not in written
+    assert ":endpoint-config/*" not in written
+    # AND the experiment's role may update that endpoint only (an endpoint's Ref is its ARN)
+    assert policy_statements(template)[0]["Resource"] == {"Ref": stack.get_logical_id(endpoint)}
+
+
+def test_a_test_on_an_endpoint_named_only_at_deploy_allows_the_account_s_endpoints_acknowledged() -> None:
+    # GIVEN an app checked by cdk-nag (an unacknowledged finding makes its synth, Template's too, raise
+    # ValidationFailed), and an endpoint name that is a parameter: its lower-case ARN cannot be written at synth
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    stack = cdk.Stack(app, "Stack")
+    name = cdk.CfnParameter(stack, "EndpointName").value_as_string
+
+    # WHEN a test runs on it
+    ShadowTest(stack, "Test", on_end=ShadowTestEnd.promote(), **props(endpoint=name))
+
+    # THEN its role may describe and update the account's and region's endpoints, and cdk-nag's finding is acknowledged
+    assert policy_statements(Template.from_stack(stack))[0] == {
+        "Action": ["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
+        "Effect": "Allow",
+        "Resource": sagemaker_arn("endpoint/*"),
+    }  # and cdk-nag's AwsSolutions-IAM5 finding on it was acknowledged: the synth did not raise

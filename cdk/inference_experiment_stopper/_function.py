@@ -12,8 +12,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct, IConstruct
 
+from inference_experiment_stopper._arns import endpoint_arn, endpoint_config_arn
 from inference_experiment_stopper._asset import HANDLER_DIR, CopyBundling, asset_hash
 from inference_experiment_stopper.guard import PromotionGuard
 
@@ -45,12 +47,15 @@ ACKNOWLEDGED = {
     "AwsSolutions-IAM5": "cloudwatch:GetMetricData supports no resource-level permissions, so IAM accepts only '*' "
     "for it; it is granted only to a function with a stopper that declares a promotion guard, in its own statement",
     "AwsSolutions-IAM5-DescribeAlarms": "cloudwatch:DescribeAlarms returns composite alarms only when it is allowed "
-    "on '*' (CloudWatch API reference, DescribeAlarms); granted so only where a guard's alarms include one that is "
-    "not a metric alarm made in this app, in its own statement",
-    "AwsSolutions-IAM5-Endpoint": "The endpoint's (or the endpoint configuration's) name is known only at deploy "
-    "time, and SageMaker writes endpoint ARNs in lower case, which a token cannot be turned into at synth: "
-    "UpdateEndpoint and DescribeEndpoint are allowed on the account's and region's endpoints, only for a function "
-    "whose stopper's guard declares roll_back_to",
+    "on '*' (CloudWatch API reference, DescribeAlarms), and cloudwatch:DescribeAlarmHistory returns a composite "
+    "alarm's history only when it is allowed on '*' (CloudWatch API reference, DescribeAlarmHistory); an alarm "
+    "imported by name may be a composite one. Granted so only where a guard's alarms include one that is not a "
+    "metric alarm made in this app (the history only where that guard bakes), in its own statement",
+    "AwsSolutions-IAM5-Endpoint": "The experiment's endpoint name (or roll_back_to's configuration name) is a token "
+    "that names no CfnEndpoint (or CfnEndpointConfig) of this app, and SageMaker writes these ARNs in lower case, "
+    "which a token cannot be turned into at synth: DescribeEndpoint (for a bake) and UpdateEndpoint (for "
+    "roll_back_to) are allowed on the account's and region's endpoints (or endpoint configurations), only for a "
+    "function whose stopper's guard declares a bake",
     "LambdaDLQ": "The function answers every event to CloudFormation itself, FAILED included, and async retries "
     "are off; a dead-letter queue would only store events with their pre-signed ResponseURL",
 }
@@ -180,9 +185,10 @@ class StopperFunction(Construct):
         self._longest_wait = Duration.seconds(0)
         self._reads_metrics = False
         self._guard_policy: iam.ManagedPolicy | None = None
-        self._alarm_statement: iam.PolicyStatement | None = None
-        self._alarms_anywhere = False
-        self._rollback_statement: iam.PolicyStatement | None = None
+        # The guard policy's statements, one per action (DescribeAlarms on "*" has one of its own).
+        self._guard_statements: dict[str, iam.PolicyStatement] = {}
+        self._alarms_anywhere: iam.PolicyStatement | None = None
+        self._acknowledged_wildcards: set[str] = set()
         self.function = lambda_.Function(
             self,
             "Function",
@@ -272,47 +278,67 @@ class StopperFunction(Construct):
             self._needs.append(self._guard_policy)
         return self._guard_policy
 
-    def _allow_alarm_reads(self, alarms: Sequence[cloudwatch.IAlarm]) -> None:
-        """DescribeAlarms on the alarms' own ARNs where every one is a metric alarm made in this app, else on *."""
-        policy = self._guard()
-        if all(isinstance(alarm, cloudwatch.Alarm) for alarm in alarms):
-            if self._alarm_statement is None:
-                self._alarm_statement = iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"])
-                policy.add_statements(self._alarm_statement)
-            self._alarm_statement.add_resources(*(alarm.alarm_arn for alarm in alarms))
-            return
-        if self._alarms_anywhere:
-            return
-        self._alarms_anywhere = True
-        policy.add_statements(iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=["*"]))
-        Validations.of(policy).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason=ACKNOWLEDGED["AwsSolutions-IAM5-DescribeAlarms"],
-            )
-        )
+    def _grant(self, action: str, resources: Sequence[str]) -> None:
+        """Allow the action on these resources too, in the guard policy's one statement for it."""
+        statement = self._guard_statements.get(action)
+        if statement is None:
+            statement = self._guard_statements[action] = iam.PolicyStatement(actions=[action])
+            self._guard().add_statements(statement)
+        statement.add_resources(*resources)
 
-    def _allow_rollback(self, endpoint_name: str, config_name: str) -> None:
-        """UpdateEndpoint and DescribeEndpoint on the experiment's endpoint and the configuration to roll back to."""
-        policy, stack = self._guard(), Stack.of(self)
-        if self._rollback_statement is None:
-            self._rollback_statement = iam.PolicyStatement(
-                actions=["sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint"]
-            )
-            policy.add_statements(self._rollback_statement)
-        for resource, name in (("endpoint", endpoint_name), ("endpoint-config", config_name)):
-            # SageMaker writes these ARNs in lower case; a name known only at deploy cannot be lowered at synth.
-            if Token.is_unresolved(name):
-                arn = stack.format_arn(service="sagemaker", resource=resource, resource_name="*")
-                Validations.of(policy).acknowledge(
-                    Acknowledgment(
-                        id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{as_cdk_nag_shows(stack.resolve(arn))}]",
-                        reason=ACKNOWLEDGED["AwsSolutions-IAM5-Endpoint"],
-                    )
+    def _allow_alarm_reads(self, alarms: Sequence[cloudwatch.IAlarm], *, bake: bool) -> None:
+        """DescribeAlarms, and for a bake DescribeAlarmHistory, on the alarms' own ARNs or, for some, on *.
+
+        On the ARNs where every alarm is a metric alarm made in this app; else on *.
+        """
+        actions = ["cloudwatch:DescribeAlarms", *(["cloudwatch:DescribeAlarmHistory"] if bake else [])]
+        if all(isinstance(alarm, cloudwatch.Alarm) for alarm in alarms):
+            for action in actions:
+                self._grant(action, [alarm.alarm_arn for alarm in alarms])
+            return
+        # A composite alarm, or an imported one that may be composite: CloudWatch returns a composite alarm's state
+        # and history only to a permission on "*". One statement of its own, whatever guards need it.
+        if self._alarms_anywhere is None:
+            self._alarms_anywhere = iam.PolicyStatement(actions=actions, resources=["*"])
+            self._guard().add_statements(self._alarms_anywhere)
+            Validations.of(self._guard()).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                    reason=ACKNOWLEDGED["AwsSolutions-IAM5-DescribeAlarms"],
                 )
-            else:
-                arn = stack.format_arn(service="sagemaker", resource=resource, resource_name=name.lower())
-            self._rollback_statement.add_resources(arn)
+            )
+        else:
+            self._alarms_anywhere.add_actions(*actions)  # a later guard may bake where the first did not
+
+    def _allow_bake(self, endpoint_name: str, roll_back_to: sagemaker.CfnEndpointConfig | str | None) -> None:
+        """DescribeEndpoint on the experiment's endpoint; with roll_back_to, UpdateEndpoint on it and the config too.
+
+        The bake judges the endpoint, the rollback updates it; each is named by its own ARN wherever the app knows it.
+        """
+        endpoint = self._arn_or_any("endpoint", endpoint_arn(self, endpoint_name))
+        self._grant("sagemaker:DescribeEndpoint", [endpoint])
+        if roll_back_to is not None:
+            config = self._arn_or_any("endpoint-config", endpoint_config_arn(self, roll_back_to))
+            self._grant("sagemaker:UpdateEndpoint", [endpoint, config])
+
+    def _arn_or_any(self, resource: str, arn: str | None) -> str:
+        """The ARN, or for a name known only at deploy the account's and region's resources of the kind, acknowledged.
+
+        SageMaker writes these ARNs in lower case; a token's value cannot be lowered at synth.
+        """
+        if arn is not None:
+            return arn
+        stack = Stack.of(self)
+        any_arn = stack.format_arn(service="sagemaker", resource=resource, resource_name="*")
+        if resource not in self._acknowledged_wildcards:
+            self._acknowledged_wildcards.add(resource)
+            Validations.of(self._guard()).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{as_cdk_nag_shows(stack.resolve(any_arn))}]",
+                    reason=ACKNOWLEDGED["AwsSolutions-IAM5-Endpoint"],
+                )
+            )
+        return any_arn
 
     def serve(
         self,
@@ -332,16 +358,17 @@ class StopperFunction(Construct):
             The function itself it reaches through its service token.
 
         Raises:
-            ValueError: when the stack names more experiments than IAM lets one role be allowed.
+            ValueError: when the stack names more experiments than IAM lets one role be allowed, or for a guard's
+                bake without the experiment's endpoint name.
         """
         if reads_metrics or (guard is not None and guard.thresholds):
             self._allow_metric_reads()
         if guard is not None and guard.alarms:
-            self._allow_alarm_reads(guard.alarms)
-        if guard is not None and guard.roll_back_to_name is not None:
-            if endpoint_name is None:
-                raise ValueError("a promotion guard's roll_back_to needs the experiment's endpoint name")
-            self._allow_rollback(endpoint_name, guard.roll_back_to_name)
+            self._allow_alarm_reads(guard.alarms, bake=guard.bake is not None)
+        if guard is not None and guard.bake is not None:
+            if endpoint_name is None:  # the stopper refuses such a bake first, naming its prop
+                raise ValueError("a promotion guard's bake needs the experiment's endpoint name")
+            self._allow_bake(endpoint_name, guard.roll_back_to)
         size = ARN_OVERHEAD + (UNRESOLVED_NAME_LENGTH if Token.is_unresolved(experiment_name) else len(experiment_name))
         policies = [self._allow(arn, size) for arn in self._arns(experiment_name)]
         if completion_timeout.to_seconds() > self._longest_wait.to_seconds():

@@ -56,8 +56,8 @@ class PromotionGuard:
             before the stop fails the guard; one in INSUFFICIENT_DATA, or not found, is inconclusive. Default:
             none.
         bake: after the endpoint serves the promoted variant, keep watching ``alarms`` this long; one going to
-            ALARM fails the promotion. Needs ``alarms``; at most half of the stopper's ``completion_timeout``.
-            A Delete bakes nothing. Default: no bake.
+            ALARM fails the promotion. Needs ``alarms`` and the stopper's ``experiment=`` (the bake judges its
+            endpoint); at most half of the stopper's ``completion_timeout``. A Delete bakes nothing. Default: no bake.
         roll_back_to: the endpoint configuration (a ``CfnEndpointConfig`` or its name) to update the endpoint
             back to when the bake fails; the Update then fails saying so. Needs ``bake`` and the stopper's
             ``experiment=``. Default: no rollback (a failed bake fails the Update, and the endpoint keeps serving

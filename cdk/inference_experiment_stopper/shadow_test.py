@@ -22,6 +22,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct, IConstruct
 
+from inference_experiment_stopper import _arns
 from inference_experiment_stopper import _validation as check
 from inference_experiment_stopper._asset import load_handler_module
 from inference_experiment_stopper._function import StopperFunction, as_cdk_nag_shows
@@ -45,6 +46,9 @@ DEFAULT_PERIOD = Duration.minutes(5)
 WARNING_ID = "inference-experiment-stopper:shadowTestEndTime"
 # Why the construct acknowledges the compliance findings on the experiment's role; the README repeats these.
 ACKNOWLEDGED = {
+    "endpoint": "The endpoint's name is a token that names no CfnEndpoint of this app, and SageMaker writes endpoint "
+    "ARNs in lower case, which a token cannot be turned into at synth: the role may describe and update the "
+    "account's and region's endpoints; give the CfnEndpoint or a name known at synth to allow that endpoint only",
     "endpoint-config": "SageMaker names the endpoint configurations it creates for the shadow test itself, so the "
     "role may create and describe endpoint configurations of any name; it may update only the test's own endpoint",
     "ecr-token": "ecr:GetAuthorizationToken supports no resource-level permissions, so IAM accepts only '*' for it; "
@@ -411,7 +415,7 @@ class ShadowTest(Construct):
     def _allow(
         self,
         role: iam.Role,
-        endpoint_arn: str,
+        endpoint_arn: str | None,
         data_capture: ShadowTestDataCapture | None,
         capture_prefix: str | None,
     ) -> iam.ManagedPolicy:
@@ -419,11 +423,13 @@ class ShadowTest(Construct):
         stack = Stack.of(self)
         variants = [self._production, self._shadow]
         any_config = stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name="*")
+        any_endpoint = stack.format_arn(service="sagemaker", resource="endpoint", resource_name="*")
         statements = [
             # "Manage SageMaker Inference endpoints for model deployment" (CreateInferenceExperiment's RoleArn): an
             # endpoint changes only to a new endpoint configuration (CreateEndpoint's API reference).
             iam.PolicyStatement(
-                actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"], resources=[endpoint_arn]
+                actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
+                resources=[endpoint_arn or any_endpoint],
             ),
             # UpdateEndpoint is authorized on the endpoint configuration it moves the endpoint to as well.
             iam.PolicyStatement(
@@ -473,6 +479,8 @@ class ShadowTest(Construct):
         # As cdk-nag names the resource: pseudo parameters where the stack has no env, its account and region where
         # it has one.
         reasons = [(f"Resource::{as_cdk_nag_shows(stack.resolve(any_config))}", "endpoint-config")]
+        if endpoint_arn is None:
+            reasons.append((f"Resource::{as_cdk_nag_shows(stack.resolve(any_endpoint))}", "endpoint"))
         if repositories:
             reasons.append(("Resource::*", "ecr-token"))
         if data_capture is not None:
@@ -712,23 +720,18 @@ def _check_instance_type(value: object, prop: str) -> None:
         raise ValueError(f"{prop} {problem}; got {value!r}")
 
 
-def _endpoint(scope: Construct, endpoint: object) -> tuple[str, str]:
-    """The endpoint's name and its ARN as SageMaker spells it (in lower case)."""
+def _endpoint(scope: Construct, endpoint: object) -> tuple[str, str | None]:
+    """The endpoint's name, and its own ARN as SageMaker writes it (None for a name IAM cannot match at synth)."""
     if isinstance(endpoint, sagemaker.CfnEndpoint):
         return endpoint.attr_endpoint_name, endpoint.ref  # an endpoint's Ref is its ARN
     if not isinstance(endpoint, str):
         raise ValueError(f"endpoint must be an aws_sagemaker.CfnEndpoint or an endpoint name; got {endpoint!r}")
-    if check.unresolved(endpoint):
-        arn_name = endpoint
-    elif not ENDPOINT_NAME.fullmatch(endpoint):
+    if not check.unresolved(endpoint) and not ENDPOINT_NAME.fullmatch(endpoint):
         raise ValueError(
             f"endpoint {endpoint!r} may hold only letters, digits and hyphens, 1-63 characters, starting and ending "
             "with a letter or digit"
         )
-    else:
-        arn_name = endpoint.lower()
-    arn = Stack.of(scope).format_arn(service="sagemaker", resource="endpoint", resource_name=arn_name)
-    return endpoint, arn
+    return endpoint, _arns.endpoint_arn(scope, endpoint)
 
 
 def _check_sampling(value: object) -> None:

@@ -99,6 +99,13 @@ class InferenceExperimentStopper(Construct):
                 promotion_guard, actions, seconds, experiment_given=experiment is not None
             )
         )
+        if promotion_guard is not None and promotion_guard.bake is not None and experiment is None:
+            # The bake starts from what DescribeEndpoint says of the experiment's endpoint: IAM must name it.
+            raise ValueError(
+                "promotion_guard.bake needs the stopper's experiment= (not experiment_name=): the bake judges the "
+                "experiment's endpoint, which the function's role may describe by its name only; got "
+                f"experiment_name={experiment_name!r}"
+            )
 
         properties: dict[str, Any] = {"Name": name, "ModelVariantActions": actions}
         if variants:
