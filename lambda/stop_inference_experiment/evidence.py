@@ -1,8 +1,10 @@
 """What the evidence says: a promotion guard reads its alarms and both variants' metrics and decides the stop.
 
 Three outcomes: pass (promote as declared), fail and inconclusive (too few invocations, a figure missing or
-incomplete, an alarm without data or not found, a test that cannot decide); each of the last two does what
-the guard says for it (OnFailure, OnInconclusive): fail the Update, or fall back. A Delete always falls back.
+incomplete, an alarm not found, a test that cannot decide); each of the last two does what the guard says for
+it (OnFailure, OnInconclusive): fail the Update, or fall back. A Delete always falls back. An alarm in
+INSUFFICIENT_DATA is no evidence: neither a failure nor a pass, so the guard's other checks decide, and a guard
+none of whose checks gave evidence (alarms alone, all without data) is inconclusive.
 The window ends when CloudFormation sent the event, so that every delivery of one event reads the same
 window. Every decision is announced (announce.py).
 """
@@ -19,7 +21,7 @@ import metrics
 import rules
 from aws import failure
 from botocore.exceptions import BotoCoreError, ClientError
-from metrics import Check, Verdict
+from metrics import NO_EVIDENCE, Check, Verdict
 from outcomes import StopFailed
 
 if TYPE_CHECKING:
@@ -166,7 +168,9 @@ def alarm_details(cloudwatch: CloudWatchClient, names: tuple[str, ...]) -> dict[
 
 
 def alarm_verdict(names: tuple[str, ...], states: dict[str, str]) -> Verdict:
-    """ALARM fails; INSUFFICIENT_DATA is no evidence of failure, nor a pass: inconclusive, as a missing alarm is."""
+    """ALARM fails and OK passes. INSUFFICIENT_DATA is no evidence: neither a failure nor a pass (issue 15's
+    rule), so the other checks decide. An alarm not found is inconclusive: a guard that names an alarm CloudWatch
+    does not know is misconfigured, not short of data."""
     checks = []
     for name in names:
         state = states.get(name)
@@ -176,7 +180,9 @@ def alarm_verdict(names: tuple[str, ...], states: dict[str, str]) -> Verdict:
             checks.append(Check(f"alarm {name}", "pass", f"alarm {name} is OK", {"state": state}))
         elif state is None:
             checks.append(Check(f"alarm {name}", "inconclusive", f"alarm {name} was not found", {"state": None}))
-        else:
+        elif state == "INSUFFICIENT_DATA":
+            checks.append(Check(f"alarm {name}", NO_EVIDENCE, f"alarm {name} is {state}", {"state": state}))
+        else:  # a state CloudWatch may add one day: not known to be a pass
             checks.append(Check(f"alarm {name}", "inconclusive", f"alarm {name} is {state}", {"state": state}))
     return Verdict(tuple(checks))
 
