@@ -35,8 +35,10 @@ class PromotionGuard:
     Give alarms, at least one of the three thresholds, or both. Before a stop that promotes, the function reads
     the alarms' states (DescribeAlarms) and, for thresholds, AWS/SageMaker ModelLatency, Invocations and
     InvocationModelErrors of the shadow and the production variant (GetMetricData). Each check passes, fails, or is
-    inconclusive (too few invocations, a figure missing or incomplete, an alarm without data or not found, a test
-    that cannot decide); the guard fails if any check fails, else is inconclusive if any check is, else passes.
+    inconclusive (too few invocations, a figure missing or incomplete, an alarm not found, a test that cannot
+    decide); an alarm in INSUFFICIENT_DATA gives no evidence either way. The guard fails if any check fails, else is
+    inconclusive if any check is, else passes if any check passed; a guard none of whose checks gave evidence is
+    inconclusive.
 
     Args:
         max_latency_ratio: the shadow's latency statistic may be at most this times production's.
@@ -52,9 +54,10 @@ class PromotionGuard:
         window: how far back to read. Default: from the experiment's start to the stop (at most 15 days).
         on_failure: what a failed guard does on an Update. Default: FAIL.
         on_inconclusive: what an inconclusive guard does on an Update. Default: whatever ``on_failure`` is.
-        alarms: your own CloudWatch alarms (latency, errors, business metrics, composite alarms): any in ALARM
-            before the stop fails the guard; one in INSUFFICIENT_DATA, or not found, is inconclusive. Default:
-            none.
+        alarms: your own CloudWatch alarms (latency, errors, business metrics, composite alarms): before the stop,
+            any in ALARM fails the guard, and one not found makes it inconclusive. One in INSUFFICIENT_DATA is no
+            evidence, neither a failure nor a pass: the other checks decide, and a guard whose alarms all lack data
+            (and that has no thresholds) is inconclusive. Default: none.
         bake: after the endpoint serves the promoted variant, keep watching ``alarms`` this long; one going to
             ALARM fails the promotion. Needs ``alarms``; at most half of the stopper's ``completion_timeout``.
             A Delete bakes nothing. Default: no bake.
