@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
+import evidence
 import index
 import lifecycle
 import pytest
 from botocore.stub import ANY, Stubber
+from botocore.validate import validate_parameters
 from conftest import ARN, CLOCK_START, NAME, REGION, ClockContext, FakeClock, ResponseServer, experiment, load_event
+from properties import Guard
 
 HOUR, DAY = 3600, 86400
 Call = tuple[str, dict[str, Any], dict[str, Any]]  # (method, expected params, answer)
@@ -259,3 +263,161 @@ def test_an_alarm_without_data_is_neither_a_pass_nor_a_failure(run: Callable[[Ro
     else:
         assert case.words in ran.answer["Reason"]
     assert not ran.pending
+
+
+# --- The window never starts before the experiment did: figures from before the test are not its evidence ------------
+
+
+@dataclass
+class MetricStore:
+    """CloudWatch's AWS/SageMaker figures for the endpoint, one datapoint a minute per variant, answered as
+    GetMetricData does: what lies from StartTime (rounded down to the whole minute, as CloudWatch rounds a start
+    less than 15 days ago) to EndTime, as one aggregate per query. Every request is validated against
+    CloudWatch's service model and recorded."""
+
+    minutes: dict[str, list[tuple[float, float]]]  # variant -> [(minute, invocations)]
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def get_metric_data(self, **request: Any) -> dict[str, Any]:
+        model = client("cloudwatch").meta.service_model.operation_model("GetMetricData")
+        validate_parameters(request, model.input_shape)  # raises on a request CloudWatch would refuse
+        self.requests.append(request)
+        start = math.floor(request["StartTime"].timestamp() / 60) * 60
+        end = request["EndTime"].timestamp()
+        results = []
+        for query in request["MetricDataQueries"]:
+            stat = query["MetricStat"]
+            [variant] = [d["Value"] for d in stat["Metric"]["Dimensions"] if d["Name"] == "VariantName"]
+            counts = [count for minute, count in self.minutes.get(variant, []) if start <= minute < end]
+            value = {"Invocations": sum(counts), "InvocationModelErrors": 0.0, "ModelLatency": 28_000.0}
+            found = [value[stat["Metric"]["MetricName"]]] if counts else []
+            results.append({"Id": query["Id"], "Timestamps": [request["EndTime"]] * len(found), "Values": found})
+            results[-1]["StatusCode"] = "Complete"
+        return {"MetricDataResults": results}
+
+
+def busy(variant: str, since: float, until: float) -> list[tuple[float, float]]:
+    """A variant's invocations: 200 a minute, at each whole minute from `since` to `until`."""
+    first = math.ceil(since / 60) * 60
+    return [(minute, 200.0) for minute in range(int(first), int(until), 60)]
+
+
+def at(seconds: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+
+
+SEVEN_DAYS = {**THRESHOLDS, "WindowSeconds": str(7 * DAY)}
+TWO_HOURS_AGO = CLOCK_START - 2 * HOUR  # the experiment's start: the event is sent at CLOCK_START
+
+
+@pytest.mark.parametrize(
+    "started",
+    [
+        {"CreationTime": at(TWO_HOURS_AGO)},
+        {"CreationTime": at(CLOCK_START - DAY), "Schedule": {"StartTime": at(TWO_HOURS_AGO)}},
+    ],
+    ids=["created-two-hours-ago", "created-a-day-ago-scheduled-to-start-two-hours-ago"],
+)
+def test_a_seven_day_window_on_a_two_hour_old_experiment_reads_from_its_start(
+    run: Callable[[Row], Ran], started: dict[str, Any]
+) -> None:
+    # GIVEN an experiment that started two hours ago on an endpoint whose variants served since, a guard of 7 days
+    store = MetricStore({name: busy(name, TWO_HOURS_AGO - DAY, CLOCK_START) for name in ("shadow", "production")})
+    sagemaker = [describe("Running", **started), stop(), describe("Completed")]
+
+    # WHEN the Update judges it
+    ran = run(Row(SEVEN_DAYS, sagemaker, store))
+
+    # THEN one read, from no earlier than the experiment's start (after CloudWatch rounds it down) to the event
+    assert ran.answer["Status"] == "SUCCESS", ran.answer.get("Reason")
+    assert ran.answer["Data"]["Decision"] == "Promoted"
+    [read] = store.requests
+    assert read["EndTime"] == at(CLOCK_START)
+    assert read["StartTime"] >= at(TWO_HOURS_AGO)
+    assert math.floor(read["StartTime"].timestamp() / 60) * 60 >= TWO_HOURS_AGO
+    assert read["EndTime"] - read["StartTime"] > datetime.timedelta(hours=1, minutes=58)  # the whole test is read
+    assert not ran.pending
+
+
+@pytest.mark.parametrize(
+    "started",
+    [
+        {"CreationTime": at(TWO_HOURS_AGO)},
+        {"CreationTime": at(CLOCK_START - DAY), "Schedule": {"StartTime": at(TWO_HOURS_AGO)}},
+    ],
+    ids=["created-two-hours-ago", "created-a-day-ago-scheduled-to-start-two-hours-ago"],
+)
+def test_a_previous_tests_figures_on_the_same_endpoint_are_not_this_tests_evidence(
+    run: Callable[[Row], Ran], started: dict[str, Any]
+) -> None:
+    # GIVEN a previous test's shadow variant, of the same name on the same endpoint, busy until three hours ago, and
+    # this experiment, two hours old, whose shadow has had no invocations of its own
+    before = {name: busy(name, CLOCK_START - 3 * DAY, CLOCK_START - 3 * HOUR) for name in ("shadow", "production")}
+    store = MetricStore(
+        {"shadow": before["shadow"], "production": [*before["production"], *busy("p", TWO_HOURS_AGO, CLOCK_START)]}
+    )
+
+    # WHEN an Update with a 7-day window judges it
+    ran = run(Row(SEVEN_DAYS, [describe("Running", **started)], store))
+
+    # THEN nothing is promoted: the shadow has no invocations since the experiment started
+    assert ran.answer["Status"] == "FAILED"
+    assert ran.answer["Reason"] == (
+        "Promotion guard for shadow-test: Inconclusive: not enough evidence: the shadow variant's Invocations has no "
+        "datapoints; nothing stopped"
+    )
+    assert not ran.pending
+
+
+class Declaration:
+    """The part of a declaration the guard reads."""
+
+    name = NAME
+    model_variant_actions: ClassVar[dict[str, str]] = {"shadow": "Promote", "production": "Remove"}
+
+
+WINDOWS = {
+    # id: (what the experiment says of its start, the guard's window, the read's start or the inconclusive reason)
+    "a-window-shorter-than-the-test-is-kept": ({"CreationTime": at(CLOCK_START - DAY)}, HOUR, CLOCK_START - HOUR),
+    "no-start-known-keeps-the-window": ({}, HOUR, CLOCK_START - HOUR),
+    "no-window-reads-from-the-first-whole-minute-of-the-test": (
+        {"CreationTime": at(TWO_HOURS_AGO + 30)},
+        None,
+        CLOCK_START - 7080,  # its first whole minute is 7,120 s before the end: 118 whole minutes fit
+    ),
+    "no-window-and-no-start-is-inconclusive": (
+        {},
+        None,
+        "not enough evidence: the experiment's start is not known; give the guard a window",
+    ),
+    "a-test-younger-than-a-minute-is-inconclusive": (
+        {"CreationTime": at(CLOCK_START - 30)},
+        None,
+        "not enough evidence: the experiment had run less than a whole minute when the event was sent",
+    ),
+    "a-window-on-a-test-younger-than-a-minute-is-inconclusive": (
+        {"CreationTime": at(CLOCK_START - 30)},
+        HOUR,
+        "not enough evidence: the experiment had run less than a whole minute when the event was sent",
+    ),
+}
+
+
+@pytest.mark.parametrize(("started", "window", "expected"), WINDOWS.values(), ids=WINDOWS.keys())
+def test_the_window_is_the_guards_but_never_before_the_experiments_start(
+    started: dict[str, Any], window: int | None, expected: float | str
+) -> None:
+    store = MetricStore({name: busy(name, CLOCK_START - 3 * DAY, CLOCK_START) for name in ("shadow", "production")})
+    guard = Guard("p99", 1000, "Fail", max_latency_ratio=1.1, window_seconds=window)
+
+    verdict = evidence.judge(guard, Declaration(), experiment("Running", **started), store, CLOCK_START)  # type: ignore[arg-type]
+
+    if isinstance(expected, str):
+        assert (verdict.outcome, verdict.reason) == ("inconclusive", expected)
+        assert store.requests == []
+        return
+    assert verdict.outcome == "pass", verdict.reason
+    [read] = store.requests
+    assert (read["StartTime"], read["EndTime"]) == (at(expected), at(CLOCK_START))
+    periods = {query["MetricStat"]["Period"] for query in read["MetricDataQueries"]}
+    assert periods == {CLOCK_START - expected}

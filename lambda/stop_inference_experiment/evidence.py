@@ -6,7 +6,8 @@ it (OnFailure, OnInconclusive): fail the Update, or fall back. A Delete always f
 INSUFFICIENT_DATA is no evidence: neither a failure nor a pass, so the guard's other checks decide, and a guard
 none of whose checks gave evidence (alarms alone, all without data) is inconclusive.
 The window ends when CloudFormation sent the event, so that every delivery of one event reads the same
-window. Every decision is announced (announce.py).
+window, and never starts before the experiment did: figures from before it belong to another test (a variant of
+the same name on the same endpoint). Every decision is announced (announce.py).
 """
 
 from __future__ import annotations
@@ -192,6 +193,9 @@ def _metric_verdict(
 ) -> Verdict:
     """Read both variants' metrics over the window (every page of one GetMetricData query set), and judge them.
 
+    The window is the guard's (default: since the experiment started, at most 15 days), cut at the experiment's
+    start where that is known.
+
     Raises:
         StopFailed: where the metrics could not be read (after botocore's retries), for whatever reason.
     """
@@ -202,16 +206,23 @@ def _metric_verdict(
         others = [v["VariantName"] for v in experiment.get("ModelVariants", []) if v["VariantName"] != shadow]
         production = others[0] if others else shadow
     end = sent
-    start = experiment.get("Schedule", {}).get("StartTime") or experiment.get("CreationTime")
+    start = _started(experiment)
     if guard.window_seconds is not None:
         span = float(guard.window_seconds)
     elif start is not None:
-        span = min(max(end - start.timestamp(), 60.0), float(rules.MAX_WINDOW_SECONDS))
+        span = min(end - start, float(rules.MAX_WINDOW_SECONDS))
     else:
         return metrics.inconclusive(
             "window", "not enough evidence: the experiment's start is not known; give the guard a window"
         )
     period = metrics.period_for(span)
+    if start is not None:
+        # Figures from before the experiment are another test's (a variant of the same name on the same endpoint).
+        period = min(period, metrics.period_since(start, end))
+        if not period:
+            return metrics.inconclusive(
+                "window", "not enough evidence: the experiment had run less than a whole minute when the event was sent"
+            )
     request: dict[str, Any] = {
         "MetricDataQueries": metrics.queries(
             endpoint,
@@ -237,3 +248,13 @@ def _metric_verdict(
         raise StopFailed(f"cloudwatch:GetMetricData on {endpoint} could not be reached: {error}") from error
     results = metrics.merged(pages)
     return metrics.judge(guard, metrics.figures(results, "shadow"), metrics.figures(results, "production"))
+
+
+def _started(experiment: Experiment) -> float | None:
+    """When the experiment started (epoch seconds): the later of its scheduled start and its creation, where known.
+
+    An experiment scheduled after it was created starts at its schedule; one created late, at its creation.
+    """
+    known = [experiment.get("Schedule", {}).get("StartTime"), experiment.get("CreationTime")]
+    stamps = [moment.timestamp() for moment in known if moment is not None]
+    return max(stamps) if stamps else None

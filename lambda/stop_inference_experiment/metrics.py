@@ -33,6 +33,15 @@ def period_for(seconds: float) -> int:
     return max(step, math.ceil(seconds / step) * step)
 
 
+def period_since(start: float, end: float) -> int:
+    """The longest period, in the same steps, that ends at `end` and begins no earlier than `start`, also once
+    CloudWatch has rounded its beginning down to the whole minute (as it does for a start less than 15 days ago):
+    0 where not one whole minute lies between them."""
+    seconds = end - math.ceil(start / 60) * 60  # from the first whole minute at or after the start
+    step = 300 if seconds > 3 * 3600 else 60
+    return max(0, math.floor(seconds / step) * step)
+
+
 def queries(
     endpoint: str, variants: Mapping[str, str], statistic: str, period: int, series_period: int | None = None
 ) -> list[dict[str, Any]]:
