@@ -51,7 +51,8 @@ class PromotionGuard:
             compared.
         min_invocations: fewer shadow invocations in the window is inconclusive (where a threshold is given).
             Default: 1000.
-        window: how far back to read. Default: from the experiment's start to the stop (at most 15 days).
+        window: how far back to read, never before the experiment started (figures from before it are another
+            test's). Default: from the experiment's start to the stop (at most 15 days).
         on_failure: what a failed guard does on an Update. Default: FAIL.
         on_inconclusive: what an inconclusive guard does on an Update. Default: whatever ``on_failure`` is.
         alarms: your own CloudWatch alarms (latency, errors, business metrics, composite alarms): before the stop,
