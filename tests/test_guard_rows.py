@@ -8,6 +8,7 @@ really PUT to a local server, and time is a fake clock.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import math
 import uuid
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import announce
 import boto3
 import evidence
 import index
@@ -23,6 +25,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from botocore.validate import validate_parameters
 from conftest import ARN, CLOCK_START, NAME, REGION, ClockContext, FakeClock, ResponseServer, experiment, load_event
+from metrics import Check, Verdict
 from properties import Guard
 
 HOUR, DAY = 3600, 86400
@@ -116,9 +119,9 @@ def run(
                 {"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]},
                 {"Entries": [{**entry, "Detail": ANY}]},
             )
-        # The Detail as the client was asked to send it (the Stubber answers after botocore validated it).
+        # The Detail as the client was asked to send it (botocore then validates the request, the Stubber answers).
         events.meta.events.register(
-            "before-call.events.PutEvents",
+            "before-parameter-build.events.PutEvents",
             lambda params, **_: details.extend(entry["Detail"] for entry in params["Entries"]),
             unique_id="record-detail",
         )
@@ -421,3 +424,117 @@ def test_the_window_is_the_guards_but_never_before_the_experiments_start(
     assert (read["StartTime"], read["EndTime"]) == (at(expected), at(CLOCK_START))
     periods = {query["MetricStat"]["Period"] for query in read["MetricDataQueries"]}
     assert periods == {CLOCK_START - expected}
+
+
+# --- Every announcement is strict JSON: no NaN or Infinity, also where the significance test has no p-value ----------
+
+
+def strict(text: str) -> Any:
+    """JSON as every parser reads it: NaN, Infinity and -Infinity are refused (Python's json accepts them)."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+TIED = {
+    **{query_id: values for query_id, values in GOOD.items()},
+    "shadowLatencySeries": [30_000.0] * 12,
+    "productionLatencySeries": [30_000.0 / 1.1] * 12,  # x 1.1: every value the same as the shadow's
+}
+SIGNIFICANCE = {**THRESHOLDS, "MaxErrorRate": None, "WindowSeconds": "86400", "Confidence": "0.95"}
+TIED_WHY = "not enough evidence: every p99 ModelLatency per 5-minute period value is tied, so the test has no p-value"
+
+
+@pytest.mark.parametrize(
+    ("on_inconclusive", "sagemaker", "status"),
+    [
+        ("Fail", [describe("Running")], "FAILED"),
+        (
+            "FallBack",
+            [
+                describe("Running"),
+                (
+                    "stop_inference_experiment",
+                    {
+                        "Name": NAME,
+                        "ModelVariantActions": {"shadow": "Remove", "production": "Retain"},
+                        "DesiredState": "Completed",
+                        "Reason": f"Promotion guard inconclusive, shadow removed: {TIED_WHY}",
+                    },
+                    {"InferenceExperimentArn": ARN},
+                ),
+                describe("Completed"),
+            ],
+            "SUCCESS",
+        ),
+    ],
+    ids=["fails-the-update", "falls-back"],
+)
+def test_a_tied_significance_test_is_announced_as_strict_json_with_a_null_p_value(
+    run: Callable[[Row], Ran], on_inconclusive: str, sagemaker: list[Call], status: str
+) -> None:
+    # GIVEN a significance test whose every value is tied (no p-value exists)
+    guard = {key: value for key, value in {**SIGNIFICANCE, "OnInconclusive": on_inconclusive}.items() if value}
+
+    # WHEN an Update judges it
+    ran = run(Row(guard, sagemaker, [metrics(TIED)], puts=1))
+
+    # THEN its decision is announced in the log and on the bus as JSON that any parser reads, the p-value null and why
+    assert ran.answer["Status"] == status, ran.answer.get("Reason")
+    assert [len(ran.log_lines), len(ran.details)] == [1, 1]
+    logged = strict(ran.log_lines[0])["InferenceExperimentStopDecision"]
+    put = strict(ran.details[0])
+    assert logged == put
+    assert put["decision"] == f"Inconclusive: {TIED_WHY}"
+    [latency] = [check for check in put["checks"] if check["name"] == "latency"]
+    assert latency["outcome"] == "inconclusive"
+    assert latency["p_value"] is None
+    assert latency["text"] == TIED_WHY
+    assert not ran.pending
+
+
+def test_no_figure_that_is_not_a_finite_number_reaches_an_announcement(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN checks whose figures hold NaN and infinities, at any depth, and a put that records its Detail
+    nan, inf = float("nan"), float("inf")
+    figures = {"p_value": nan, "ratios": [1.0, inf, (-inf, 2.0)], "nested": {"deep": {"z": nan}}, "u": 72.0}
+    verdict = Verdict((Check("latency", "inconclusive", "why", figures), Check("alarm a", "pass", "ok", {"x": -inf})))
+    sent: list[str] = []
+
+    class Events:
+        def put_events(self, Entries: list[dict[str, str]]) -> dict[str, Any]:  # noqa: N803 (boto3's spelling)
+            sent.extend(entry["Detail"] for entry in Entries)
+            return {"FailedEntryCount": 0}
+
+    caplog.set_level(logging.INFO)
+    context = announce.Context(NAME, "stack", "Stopper", "request", "Update")
+
+    # WHEN the decision is announced
+    announce.announce(
+        Events(),  # type: ignore[arg-type]
+        context,
+        "Inconclusive: why",
+        "nothing stopped",
+        declared={},
+        sent=None,
+        verdict=verdict,
+        thresholds={"max_latency_ratio": inf},
+    )
+
+    # THEN the log line and the Detail are strict JSON, each non-finite figure null and every finite one kept
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith('{"InferenceExperimentStopDecision"')]
+    for text in (strict(line)["InferenceExperimentStopDecision"], strict(sent[0])):
+        assert text["thresholds"] == {"max_latency_ratio": None}
+        assert text["checks"] == [
+            {
+                "name": "latency",
+                "outcome": "inconclusive",
+                "text": "why",
+                "p_value": None,
+                "ratios": [1.0, None, [None, 2.0]],
+                "nested": {"deep": {"z": None}},
+                "u": 72.0,
+            },
+            {"name": "alarm a", "outcome": "pass", "text": "ok", "x": None},
+        ]

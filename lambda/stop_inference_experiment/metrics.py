@@ -263,8 +263,9 @@ def _latency_test(guard: Guard, shadow: Figures, production: Figures) -> Check:
         )
     test = significance.greater(x, y)
     figures = {"u": test.u, "p_value": test.p_value, "method": test.method, "periods": [len(x), len(y)]}
-    if math.isnan(test.p_value):
-        return Check("latency", "inconclusive", f"not enough evidence: every {per} value is tied", figures)
+    if math.isnan(test.p_value):  # announced as null (JSON has no NaN), the text saying why
+        why = f"not enough evidence: every {per} value is tied, so the test has no p-value"
+        return Check("latency", "inconclusive", why, {**figures, "p_value": None})
     alpha = 1 - confidence
     higher = test.p_value < alpha
     return Check(
