@@ -1,8 +1,10 @@
 """A promotion guard's evidence, through index.handler: what counts as evidence, and what is announced.
 
-Rows of issue 20. SageMaker, CloudWatch and EventBridge requests are checked by botocore (Stubber with
-`expected_params`); CloudFormation answers that the stack is updating however often it is read; the answer is
-really PUT to a local server, and time is a fake clock.
+Rows of issue 20: an alarm in INSUFFICIENT_DATA is no evidence; the window never starts before the experiment
+did; every announcement is strict JSON. SageMaker, CloudWatch and EventBridge requests are checked by botocore
+(Stubber with `expected_params`, or, where figures must depend on the window asked for, a metric store that
+validates each request against CloudWatch's model); CloudFormation answers that the stack is updating however
+often it is read; the answer is really PUT to a local server, and time is a fake clock.
 """
 
 from __future__ import annotations
