@@ -576,7 +576,9 @@ class CloudFormationLife(RuleBasedStateMachine):
     def _new_experiment(self, name: str, timeline: tuple[float, float, float]) -> None:
         starting_for, stop_takes, endpoint_takes = timeline
         now = self.world.clock.now
-        self.world.experiments[name] = Experiment(name, now, now + starting_for, stop_takes, endpoint_takes)
+        # Created two hours before: the guard's window starts no earlier than the experiment, and a guard judged
+        # seconds after its creation would have no whole minute of evidence.
+        self.world.experiments[name] = Experiment(name, now - 7200, now + starting_for, stop_takes, endpoint_takes)
 
     def _update(self, template: dict[str, Declaration], fails_after: float | None) -> None:
         self.cloudformation.update(template)

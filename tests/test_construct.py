@@ -636,12 +636,12 @@ BAD_PROPS = [
     ),
     pytest.param(
         {"desired_model_variants": [ModelVariantConfig("model-b", "shadow", "ml.m5.xlarge", 1.5)]},  # type: ignore[arg-type]
-        "desired_model_variants[0].instance_count must be an int; got 1.5",
+        "desired_model_variants[0].instance_count must be a whole number; got 1.5",
         id="float-count",
     ),
     pytest.param(
         {"desired_model_variants": [ModelVariantConfig("model-b", "shadow", "ml.m5.xlarge", True)]},
-        "desired_model_variants[0].instance_count must be an int; got True",
+        "desired_model_variants[0].instance_count must be a whole number; got True",
         id="bool-count",
     ),
     pytest.param(
@@ -674,7 +674,7 @@ BAD_PROPS = [
     ),
     pytest.param(
         {"model_variant_actions": {5: "Promote"}},
-        "variant name 5 in model_variant_actions must be a string, not int",
+        "variant name 5 in model_variant_actions must be a string",
         id="variant-not-a-string",
     ),
     pytest.param(

@@ -10,8 +10,10 @@ from typing import Any, ClassVar
 
 import boto3
 import evidence
+import pytest
 from botocore.stub import ANY, Stubber
 from described import experiment
+from metrics import Check, Verdict
 from properties import Guard
 
 SENT = 1_795_305_600.0
@@ -110,3 +112,46 @@ def test_alarms_are_read_over_every_page_metric_and_composite_alike() -> None:
     assert verdict.outcome == "fail"
     assert [check.outcome for check in verdict.checks] == ["pass", "fail", "inconclusive"]
     assert verdict.reason == "alarm b is in ALARM"
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "outcome", "reason"),
+    [
+        (["pass", "no evidence"], "pass", "check 0; check 1 (no evidence)"),
+        (["no evidence", "pass", "no evidence"], "pass", "check 0 (no evidence); check 1; check 2 (no evidence)"),
+        (["no evidence", "fail"], "fail", "check 1"),
+        (["no evidence", "inconclusive", "pass"], "inconclusive", "check 1"),
+        (["no evidence"], "inconclusive", "no check gave evidence: check 0"),
+        (["no evidence", "no evidence"], "inconclusive", "no check gave evidence: check 0; check 1"),
+        ([], "inconclusive", "no check gave evidence: the guard has no checks"),
+        (["pass", "pass"], "pass", "check 0; check 1"),
+    ],
+    ids=[
+        "a-pass-beside-no-evidence-passes",
+        "no-evidence-on-both-sides-of-a-pass",
+        "a-failure-beside-no-evidence-fails",
+        "inconclusive-beside-no-evidence-stays-inconclusive",
+        "no-evidence-alone-is-inconclusive",
+        "every-check-without-evidence-is-inconclusive",
+        "no-checks-is-no-pass",
+        "every-check-passes",
+    ],
+)
+def test_a_check_without_evidence_neither_passes_nor_fails_the_verdict(
+    outcomes: list[Any], outcome: str, reason: str
+) -> None:
+    verdict = Verdict(tuple(Check(f"check {i}", found, f"check {i}") for i, found in enumerate(outcomes)))
+
+    assert (verdict.outcome, verdict.reason) == (outcome, reason)
+
+
+def test_an_alarm_without_data_gives_no_evidence_and_one_not_found_is_inconclusive() -> None:
+    states = {"a": "OK", "b": "INSUFFICIENT_DATA"}
+
+    verdict = evidence.alarm_verdict(("a", "b", "c"), states)
+
+    assert [check.outcome for check in verdict.checks] == ["pass", "no evidence", "inconclusive"]
+    assert verdict.outcome == "inconclusive"
+    assert verdict.reason == "alarm c was not found"
+    passed = evidence.alarm_verdict(("a", "b"), states)
+    assert (passed.outcome, passed.reason) == ("pass", "alarm a is OK; alarm b is INSUFFICIENT_DATA (no evidence)")

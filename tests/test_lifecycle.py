@@ -1444,8 +1444,9 @@ CASES = [
             request_type,
             calls,
             status=status,
-            reason="DesiredModelVariants[0] InstanceType ['ml.m5.xlarge'] must be a string, not list",
-            logged="Not stopping on Delete: DesiredModelVariants[0] InstanceType ['ml.m5.xlarge'] must be a string"
+            reason='DesiredModelVariants[0] InstanceType must be a string; got a list ["ml.m5.xlarge"]',
+            logged="Not stopping on Delete: DesiredModelVariants[0] InstanceType must be a string; got a list "
+            '["ml.m5.xlarge"]'
             if request_type == "Delete"
             else "",
             edit=instance_type(["ml.m5.xlarge"]),
@@ -1647,7 +1648,7 @@ CASES = [
                 "alarm-without-data-is-inconclusive",
                 alarms(shadow_latency="INSUFFICIENT_DATA"),
                 alarm_guarded(),
-                "alarm shadow-latency is INSUFFICIENT_DATA",
+                "no check gave evidence: alarm shadow-latency is INSUFFICIENT_DATA",
                 [],
                 "FAILED",
             ),
@@ -1905,6 +1906,16 @@ def readme_rows() -> set[tuple[str, str]]:
 ROWS_TESTED_ELSEWHERE = {
     ("Update/Delete", "a wait longer than one run of the function"): "tests/test_long_waits.py",
     ("Update", "an alarm fires during the bake"): "tests/test_bake.py",
+    ("Update", "an alarm in ALARM between two looks of the bake"): "tests/test_bake.py",
+    ("Update", "every alarm lacked data for the whole bake"): "tests/test_bake.py",
+    ("Update", "the bake cannot end before the deadline"): "tests/test_bake.py",
+    ("Update", "a late link of a bake, or the endpoint changed since"): "tests/test_bake.py",
+    ("Update", "a copy of the Update during or after the bake"): "tests/test_bake.py",
+    ("Update/Delete", "a promotion guard's alarm is in INSUFFICIENT_DATA before the stop"): "tests/test_guard_rows.py",
+    (
+        "Update/Delete",
+        "a promotion guard's window reaches back before the experiment started",
+    ): "tests/test_guard_rows.py",
 }
 
 

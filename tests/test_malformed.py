@@ -8,15 +8,19 @@ a stack that is updating), so an event that wrongly went on to stop would be see
 from __future__ import annotations
 
 import copy
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aws
 import boto3
 import index
 import lifecycle
+import properties
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from conftest import FakeClock, LambdaContext, ResponseServer, experiment, load_event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -31,6 +35,18 @@ PROPERTIES = (
     "PromotionGuard",
 )
 PYTHON_ERROR_TEXT = ("Traceback", "object has no attribute", "KeyError", "TypeError", "IndexError", "unexpectedly")
+# Python's own names for types ("must be a string, not NoneType"): words only Python uses, anywhere, or a type word
+# right after "not". Ordinary English ("a list of 1 or 2 variants", "must be an object") is not flagged.
+PYTHON_TYPE_NAME = re.compile(
+    r"NoneType|<class |\b(?:str|int|float|dict|bool|tuple|bytes)\b|\bnot (?:list|dict|str|int|float|bool|tuple)\b"
+)
+# Python's spelling of a JSON value (the user wrote null, true or false), where a value is described.
+PYTHON_LITERAL = re.compile(r"\b(?:None|True|False)\b")
+
+
+def python_type_names(text: str) -> list[str]:
+    """The Python type names `text` shows (none, in a reason a user reads)."""
+    return [match.group(0) for match in PYTHON_TYPE_NAME.finditer(text)]
 
 
 @dataclass
@@ -92,6 +108,7 @@ class Answer:
         assert reason[0].isupper(), reason
         assert len(reason) <= 255
         assert not any(text in reason for text in PYTHON_ERROR_TEXT), reason
+        assert not python_type_names(reason), reason
 
 
 def event_with(request_type: str, url: str, edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -220,8 +237,8 @@ def test_an_unexpected_error_is_answered_with_a_sentence(
 
     assert answer.only["Status"] == "FAILED"
     assert answer.only["Reason"] == (
-        "The stop function failed unexpectedly (KeyError) during the Update; its log group has the details"
-    )
+        "The stop function failed unexpectedly during the Update; its log group has the details"
+    )  # the error's Python class is in the log's traceback, not in a reason the user reads
 
 
 # --- Property-based: a few hundred malformed declarations, seeded, in the normal run --------------------------------
@@ -424,3 +441,82 @@ def properties_at(properties: dict[str, Any], path: tuple[Any, ...]) -> Any:
     for key in path:
         value = value[key]
     return value
+
+
+# --- What is wrong, in the user's words: never a Python type name -------------------------------------------------
+
+# A value of each kind JSON has, and more, where a property holds something else.
+WRONG_KINDS = [None, True, False, 3, 2.5, -1, ["ml.m5.xlarge"], {"Value": "x"}, [], {}]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("DesiredModelVariants[0] InstanceType None must be a string, not NoneType", ["NoneType"]),
+        ("Name 5 must be a string, not int", ["not int"]),
+        ("InstanceType ['a'] must be a string, not list", ["not list"]),
+        ("got <class 'dict'>", ["<class ", "dict"]),
+        ("DesiredModelVariants must be a list of 1 or 2 variants; got a list []", []),
+        ("ResourceProperties must be an object; got nothing", []),
+        ("PromotionGuard.MaxErrorRate must be a number from 0 to 1; got the string 'fast'", []),
+    ],
+    ids=["nonetype", "not-int", "not-list", "class", "a-list-of", "an-object", "a-number"],
+)
+def test_the_python_type_name_check_finds_them_and_not_english(text: str, found: list[str]) -> None:
+    assert python_type_names(text) == found
+
+
+@pytest.mark.parametrize("value", WRONG_KINDS, ids=[repr(value) for value in WRONG_KINDS])
+def test_no_reason_for_a_malformed_property_shows_a_python_type_name(value: Any) -> None:
+    refused = []
+    for path in SCALARS:
+        try:
+            properties.parse(replaced(guarded_properties(), path, value), frozenset({"ml.m5.xlarge"}))
+        except properties.InvalidProperties as error:
+            refused.append((path, str(error)))
+
+    assert len(refused) >= len(SCALARS) // 2, "most of these values are malformed wherever they are put"
+    for path, reason in refused:
+        assert not python_type_names(reason), (path, reason)
+        assert not PYTHON_LITERAL.search(reason), (path, reason)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (None, "DesiredModelVariants[0] InstanceType is missing"),
+        (["ml.m5.xlarge"], 'DesiredModelVariants[0] InstanceType must be a string; got a list ["ml.m5.xlarge"]'),
+        ({"Value": "x"}, 'DesiredModelVariants[0] InstanceType must be a string; got an object {"Value": "x"}'),
+        (True, "DesiredModelVariants[0] InstanceType must be a string; got true"),
+        (3, "DesiredModelVariants[0] InstanceType 3 must be a string"),
+    ],
+    ids=["null", "a-list", "an-object", "true", "a-number"],
+)
+def test_an_instance_type_of_the_wrong_kind_is_described_in_the_users_words(
+    send: Callable[[Any], Answer], response_server: ResponseServer, value: Any, reason: str
+) -> None:
+    def edit(event: dict[str, Any]) -> None:
+        variant = event["ResourceProperties"]["DesiredModelVariants"][0]
+        variant["InfrastructureConfig"]["RealTimeInferenceConfig"]["InstanceType"] = value
+
+    answer = send(event_with("Update", response_server.url, edit))
+
+    assert (answer.only["Status"], answer.only["Reason"]) == ("FAILED", reason)
+    assert "StopInferenceExperiment" not in answer.sagemaker_calls
+
+
+def test_a_read_that_cannot_connect_says_so_in_botocores_words_not_its_class_name() -> None:
+    clock = FakeClock()
+
+    def unreachable() -> None:
+        raise EndpointConnectionError(endpoint_url="https://api.sagemaker.us-east-1.amazonaws.com/")
+
+    with pytest.raises(aws.Unreadable) as raised:
+        aws.read(
+            unreachable, "sagemaker:DescribeInferenceExperiment", "shadow-test", clock, clock.time() + 5, lambda: 0
+        )
+
+    assert str(raised.value) == (
+        "sagemaker:DescribeInferenceExperiment on shadow-test could not be read (Could not connect to the endpoint "
+        'URL: "https://api.sagemaker.us-east-1.amazonaws.com/")'
+    )

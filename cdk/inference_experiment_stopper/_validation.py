@@ -111,7 +111,7 @@ def desired_model_variants(value: object, actions: Mapping[str, str]) -> list[Mo
         if unresolved(count):
             continue
         problem = (
-            "must be an int"
+            "must be a whole number"
             if isinstance(count, bool) or not isinstance(count, int)
             else rules.instance_count_problem(count)
         )

@@ -35,8 +35,10 @@ class PromotionGuard:
     Give alarms, at least one of the three thresholds, or both. Before a stop that promotes, the function reads
     the alarms' states (DescribeAlarms) and, for thresholds, AWS/SageMaker ModelLatency, Invocations and
     InvocationModelErrors of the shadow and the production variant (GetMetricData). Each check passes, fails, or is
-    inconclusive (too few invocations, a figure missing or incomplete, an alarm without data or not found, a test
-    that cannot decide); the guard fails if any check fails, else is inconclusive if any check is, else passes.
+    inconclusive (too few invocations, a figure missing or incomplete, an alarm not found, a test that cannot
+    decide); an alarm in INSUFFICIENT_DATA gives no evidence either way. The guard fails if any check fails, else is
+    inconclusive if any check is, else passes if any check passed; a guard none of whose checks gave evidence is
+    inconclusive.
 
     Args:
         max_latency_ratio: the shadow's latency statistic may be at most this times production's.
@@ -49,17 +51,24 @@ class PromotionGuard:
             compared.
         min_invocations: fewer shadow invocations in the window is inconclusive (where a threshold is given).
             Default: 1000.
-        window: how far back to read. Default: from the experiment's start to the stop (at most 15 days).
+        window: how far back to read, never before the experiment started (figures from before it are another
+            test's). Default: from the experiment's start to the stop (at most 15 days).
         on_failure: what a failed guard does on an Update. Default: FAIL.
         on_inconclusive: what an inconclusive guard does on an Update. Default: whatever ``on_failure`` is.
-        alarms: your own CloudWatch alarms (latency, errors, business metrics, composite alarms): any in ALARM
-            before the stop fails the guard; one in INSUFFICIENT_DATA, or not found, is inconclusive. Default:
-            none.
-        bake: after the endpoint serves the promoted variant, keep watching ``alarms`` this long; one going to
-            ALARM fails the promotion. Needs ``alarms`` and the stopper's ``experiment=`` (the bake judges its
-            endpoint); at most half of the stopper's ``completion_timeout``. A Delete bakes nothing. Default: no bake.
+        alarms: your own CloudWatch alarms (latency, errors, business metrics, composite alarms): before the stop,
+            any in ALARM fails the guard, and one not found makes it inconclusive. One in INSUFFICIENT_DATA is no
+            evidence, neither a failure nor a pass: the other checks decide, and a guard whose alarms all lack data
+            (and that has no thresholds) is inconclusive. Default: none.
+        bake: from when the endpoint began serving the promotion (as SageMaker records it), watch ``alarms`` this
+            long, judged from CloudWatch's alarm history over the whole bake: one in ALARM for any part of it, or
+            gone, fails the promotion; alarms that all lacked data throughout are inconclusive
+            (``on_inconclusive`` decides). The bake must also end a minute before the stopper's
+            ``completion_timeout`` runs out (time for the rollback), else it fails at once. Needs ``alarms`` and
+            the stopper's ``experiment=`` (the bake judges its endpoint); at most half of the stopper's
+            ``completion_timeout``. A Delete bakes nothing. Default: no bake.
         roll_back_to: the endpoint configuration (a ``CfnEndpointConfig`` or its name) to update the endpoint
-            back to when the bake fails; the Update then fails saying so. Needs ``bake`` and the stopper's
+            back to when the bake does not pass; the Update then fails saying so (an inconclusive bake with
+            ``on_inconclusive`` FALL_BACK succeeds once the endpoint serves it again). Needs ``bake`` and the stopper's
             ``experiment=``. Default: no rollback (a failed bake fails the Update, and the endpoint keeps serving
             the promoted model).
         confidence: compare latency per ``period`` with a one-sided Mann-Whitney U test at this confidence

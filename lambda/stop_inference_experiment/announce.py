@@ -2,13 +2,16 @@
 on the account's default bus that users route to SNS, chat or a ticket with a rule.
 
 The put is one attempt with a short timeout (index.ANNOUNCE): a function in a VPC without an EventBridge
-endpoint must not spend its answer's time on it. A failure is logged and never changes the answer.
+endpoint must not spend its answer's time on it. A failure is logged and never changes the answer. Both are
+strict JSON: a figure that is not a finite number (a significance test with every value tied has no p-value) is
+announced as null, so that every parser reads the announcement.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -70,14 +73,12 @@ def announce(
             for check in (verdict.checks if verdict is not None else ())
         ],
     }
-    line = json.dumps({"InferenceExperimentStopDecision": detail}, default=str)
-    logger.info("%s", line)
+    detail = _finite(detail)
+    logger.info("%s", _json({"InferenceExperimentStopDecision": detail}))
     if events is None:
         return
     try:
-        answer = events.put_events(
-            Entries=[{"Source": SOURCE, "DetailType": DETAIL_TYPE, "Detail": json.dumps(detail, default=str)}]
-        )
+        answer = events.put_events(Entries=[{"Source": SOURCE, "DetailType": DETAIL_TYPE, "Detail": _json(detail)}])
         if answer.get("FailedEntryCount"):
             entry = (answer.get("Entries") or [{}])[0]
             logger.warning(
@@ -87,6 +88,22 @@ def announce(
             )
     except Exception as error:  # noqa: BLE001 (whatever the put does, it never changes the answer)
         logger.warning("The decision was not put on the default event bus (%s); the answer is unchanged", error)
+
+
+def _finite(value: Any) -> Any:
+    """The value with every float that is not finite (NaN, Infinity), however deep, made None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _json(value: Any) -> str:
+    """Strict JSON: allow_nan=False makes a NaN that _finite missed an error, never a bare NaN in the output."""
+    return json.dumps(value, default=str, allow_nan=False)
 
 
 @dataclass(frozen=True)

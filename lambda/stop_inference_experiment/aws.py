@@ -91,7 +91,9 @@ def read(  # noqa: PLR0917 (a read's whole context)
                 if isinstance(error, ClientError):
                     raise failure(error, action, resource) from error
                 raise StopFailed(f"{action} on {resource} failed: {error}") from error
-            why = f"{code(error)}: {message(error)}" if isinstance(error, ClientError) else type(error).__name__
+            why = (
+                f"{code(error)}: {message(error)}" if isinstance(error, ClientError) else str(error)
+            )  # botocore's words
             wait = pause * (1 - 0.25 * jitter())
             if clock.time() + wait >= until:
                 raise Unreadable(f"{action} on {resource} could not be read ({why})") from error

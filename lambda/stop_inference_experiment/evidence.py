@@ -1,10 +1,13 @@
 """What the evidence says: a promotion guard reads its alarms and both variants' metrics and decides the stop.
 
 Three outcomes: pass (promote as declared), fail and inconclusive (too few invocations, a figure missing or
-incomplete, an alarm without data or not found, a test that cannot decide); each of the last two does what
-the guard says for it (OnFailure, OnInconclusive): fail the Update, or fall back. A Delete always falls back.
+incomplete, an alarm not found, a test that cannot decide); each of the last two does what the guard says for
+it (OnFailure, OnInconclusive): fail the Update, or fall back. A Delete always falls back. An alarm in
+INSUFFICIENT_DATA is no evidence: neither a failure nor a pass, so the guard's other checks decide, and a guard
+none of whose checks gave evidence (alarms alone, all without data) is inconclusive.
 The window ends when CloudFormation sent the event, so that every delivery of one event reads the same
-window. Every decision is announced (announce.py).
+window, and never starts before the experiment did: figures from before it belong to another test (a variant of
+the same name on the same endpoint). Every decision is announced (announce.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import metrics
 import rules
 from aws import failure
 from botocore.exceptions import BotoCoreError, ClientError
-from metrics import Check, Verdict
+from metrics import NO_EVIDENCE, Check, Verdict
 from outcomes import StopFailed
 
 if TYPE_CHECKING:
@@ -166,7 +169,9 @@ def alarm_details(cloudwatch: CloudWatchClient, names: tuple[str, ...]) -> dict[
 
 
 def alarm_verdict(names: tuple[str, ...], states: dict[str, str]) -> Verdict:
-    """ALARM fails; INSUFFICIENT_DATA is no evidence of failure, nor a pass: inconclusive, as a missing alarm is."""
+    """ALARM fails and OK passes. INSUFFICIENT_DATA is no evidence: neither a failure nor a pass (issue 15's
+    rule), so the other checks decide. An alarm not found is inconclusive: a guard that names an alarm CloudWatch
+    does not know is misconfigured, not short of data."""
     checks = []
     for name in names:
         state = states.get(name)
@@ -176,7 +181,9 @@ def alarm_verdict(names: tuple[str, ...], states: dict[str, str]) -> Verdict:
             checks.append(Check(f"alarm {name}", "pass", f"alarm {name} is OK", {"state": state}))
         elif state is None:
             checks.append(Check(f"alarm {name}", "inconclusive", f"alarm {name} was not found", {"state": None}))
-        else:
+        elif state == "INSUFFICIENT_DATA":
+            checks.append(Check(f"alarm {name}", NO_EVIDENCE, f"alarm {name} is {state}", {"state": state}))
+        else:  # a state CloudWatch may add one day: not known to be a pass
             checks.append(Check(f"alarm {name}", "inconclusive", f"alarm {name} is {state}", {"state": state}))
     return Verdict(tuple(checks))
 
@@ -185,6 +192,9 @@ def _metric_verdict(
     guard: Guard, declaration: StopDeclaration, experiment: Experiment, cloudwatch: CloudWatchClient, sent: float
 ) -> Verdict:
     """Read both variants' metrics over the window (every page of one GetMetricData query set), and judge them.
+
+    The window is the guard's (default: since the experiment started, at most 15 days), cut at the experiment's
+    start where that is known.
 
     Raises:
         StopFailed: where the metrics could not be read (after botocore's retries), for whatever reason.
@@ -196,16 +206,23 @@ def _metric_verdict(
         others = [v["VariantName"] for v in experiment.get("ModelVariants", []) if v["VariantName"] != shadow]
         production = others[0] if others else shadow
     end = sent
-    start = experiment.get("Schedule", {}).get("StartTime") or experiment.get("CreationTime")
+    start = _started(experiment)
     if guard.window_seconds is not None:
         span = float(guard.window_seconds)
     elif start is not None:
-        span = min(max(end - start.timestamp(), 60.0), float(rules.MAX_WINDOW_SECONDS))
+        span = min(end - start, float(rules.MAX_WINDOW_SECONDS))
     else:
         return metrics.inconclusive(
             "window", "not enough evidence: the experiment's start is not known; give the guard a window"
         )
     period = metrics.period_for(span)
+    if start is not None:
+        # Figures from before the experiment are another test's (a variant of the same name on the same endpoint).
+        period = min(period, metrics.period_since(start, end))
+        if not period:
+            return metrics.inconclusive(
+                "window", "not enough evidence: the experiment had run less than a whole minute when the event was sent"
+            )
     request: dict[str, Any] = {
         "MetricDataQueries": metrics.queries(
             endpoint,
@@ -231,3 +248,13 @@ def _metric_verdict(
         raise StopFailed(f"cloudwatch:GetMetricData on {endpoint} could not be reached: {error}") from error
     results = metrics.merged(pages)
     return metrics.judge(guard, metrics.figures(results, "shadow"), metrics.figures(results, "production"))
+
+
+def _started(experiment: Experiment) -> float | None:
+    """When the experiment started (epoch seconds): the later of its scheduled start and its creation, where known.
+
+    An experiment scheduled after it was created starts at its schedule; one created late, at its creation.
+    """
+    known = [experiment.get("Schedule", {}).get("StartTime"), experiment.get("CreationTime")]
+    stamps = [moment.timestamp() for moment in known if moment is not None]
+    return max(stamps) if stamps else None

@@ -89,11 +89,12 @@ def on_event(event: dict[str, Any], context: Any) -> str:
     except BotoCoreError as error:  # no region, no credentials, an endpoint out of reach: botocore's own sentences
         raise StopFailed(f"The function could not call AWS: {error}") from error
     except Exception as error:
-        # A bug, not a declared outcome: the traceback goes to the log, a sentence to CloudFormation.
+        # A bug, not a declared outcome: the traceback (with the error's class) goes to the log, a sentence to
+        # CloudFormation.
         logger.exception("Unexpected error during the %s", event.get("RequestType"))
+        during = event.get("RequestType")
         raise StopFailed(
-            f"The stop function failed unexpectedly ({type(error).__name__}) during the {event.get('RequestType')}; "
-            "its log group has the details"
+            f"The stop function failed unexpectedly during the {during}; its log group has the details"
         ) from error
     if outcome.silent:
         helper.stay_silent()

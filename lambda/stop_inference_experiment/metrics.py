@@ -2,7 +2,9 @@
 
 Pure functions: the GetMetricData queries for one call, the figures read from its results, and the verdict,
 one of three outcomes: pass, fail, or inconclusive (too few invocations, a figure missing or incomplete, a
-test that cannot decide). ModelLatency is in microseconds; reasons show milliseconds.
+test that cannot decide). A check may also give no evidence at all (an alarm without data): it neither passes
+nor fails, and a verdict with nothing else is inconclusive. ModelLatency is in microseconds; reasons show
+milliseconds.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import rules
 import significance
@@ -29,6 +31,15 @@ def period_for(seconds: float) -> int:
     """One period that covers the whole window, as CloudWatch takes it (minutes; 5-minute steps past 3 hours)."""
     step = 300 if seconds > 3 * 3600 else 60
     return max(step, math.ceil(seconds / step) * step)
+
+
+def period_since(start: float, end: float) -> int:
+    """The longest period, in the same steps, that ends at `end` and begins no earlier than `start`, also once
+    CloudWatch has rounded its beginning down to the whole minute (as it does for a start less than 15 days ago):
+    0 where not one whole minute lies between them."""
+    seconds = end - math.ceil(start / 60) * 60  # from the first whole minute at or after the start
+    step = 300 if seconds > 3 * 3600 else 60
+    return max(0, math.floor(seconds / step) * step)
 
 
 def queries(
@@ -132,6 +143,10 @@ def figures(results: Sequence[Mapping[str, Any]], role: str) -> Figures:
 
 
 Outcome = Literal["pass", "fail", "inconclusive"]
+# A check that looked and found nothing to judge by (an alarm in INSUFFICIENT_DATA): not a failure, and not a pass
+# of anything either. Unlike an inconclusive check, it does not hold the verdict back where other checks decide.
+NO_EVIDENCE: Final = "no evidence"
+CheckOutcome = Literal["pass", "fail", "inconclusive", "no evidence"]
 
 
 @dataclass(frozen=True)
@@ -139,14 +154,15 @@ class Check:
     """One thing a guard looked at: what it found and what that means."""
 
     name: str  # e.g. "latency", "error rate", "alarm my-alarm"
-    outcome: Outcome
+    outcome: CheckOutcome
     text: str
     figures: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """A guard's verdict: fail if any check fails, else inconclusive if any is, else pass."""
+    """A guard's verdict: fail if any check fails, else inconclusive if any is, else pass if any check passed;
+    a verdict whose checks all gave no evidence (or that has none) is inconclusive: missing data is never a pass."""
 
     checks: tuple[Check, ...]
     evidence: str = ""  # how much the metric checks rest on, e.g. "over 15,000 shadow invocations"
@@ -154,7 +170,11 @@ class Verdict:
     @property
     def outcome(self) -> Outcome:
         outcomes = {check.outcome for check in self.checks}
-        return "fail" if "fail" in outcomes else "inconclusive" if "inconclusive" in outcomes else "pass"
+        if "fail" in outcomes:
+            return "fail"
+        if "inconclusive" in outcomes or "pass" not in outcomes:
+            return "inconclusive"
+        return "pass"
 
     @property
     def passed(self) -> bool:
@@ -162,9 +182,16 @@ class Verdict:
 
     @property
     def reason(self) -> str:
-        """The checks that decided, in a line: the failed ones, else the inconclusive ones, else all."""
-        deciding = [check.text for check in self.checks if check.outcome == self.outcome]
-        suffix = f" ({self.evidence})" if self.evidence and self.outcome != "inconclusive" else ""
+        """The checks that decided, in a line: the failed ones, else the inconclusive ones, else those that gave
+        no evidence where that is all there is; a pass lists every check, those without evidence marked so."""
+        outcome = self.outcome
+        if outcome == "pass":
+            deciding = [c.text if c.outcome == "pass" else f"{c.text} (no evidence)" for c in self.checks]
+        else:
+            deciding = [check.text for check in self.checks if check.outcome == outcome]
+        if outcome == "inconclusive" and not deciding:
+            return "no check gave evidence: " + ("; ".join(c.text for c in self.checks) or "the guard has no checks")
+        suffix = f" ({self.evidence})" if self.evidence and outcome != "inconclusive" else ""
         return "; ".join(deciding) + suffix
 
     def __add__(self, other: Verdict) -> Verdict:
@@ -236,8 +263,9 @@ def _latency_test(guard: Guard, shadow: Figures, production: Figures) -> Check:
         )
     test = significance.greater(x, y)
     figures = {"u": test.u, "p_value": test.p_value, "method": test.method, "periods": [len(x), len(y)]}
-    if math.isnan(test.p_value):
-        return Check("latency", "inconclusive", f"not enough evidence: every {per} value is tied", figures)
+    if math.isnan(test.p_value):  # announced as null (JSON has no NaN), the text saying why
+        why = f"not enough evidence: every {per} value is tied, so the test has no p-value"
+        return Check("latency", "inconclusive", why, {**figures, "p_value": None})
     alpha = 1 - confidence
     higher = test.p_value < alpha
     return Check(

@@ -308,25 +308,25 @@ class Gate:
         refused = f"endpoint {name} was not rolled back to {config}"
         now = self.clock.time()
         if now > self.timing.deadline:
-            self._refuse(f"The deadline passed {now - self.timing.deadline:.0f} s ago: {refused}")
+            self._refuse(f"{refused}: the deadline passed {now - self.timing.deadline:.0f} s ago")
         state = self.stack.status(min(self.reads_until, self.timing.deadline))
         if state is not None and state.later_operation:
             self._refuse(
-                f"The stack began another operation after this {self.request_type} was sent (its LastUpdatedTime or "
-                f"DeletionTime is later): {refused}"
+                f"{refused}: the stack began another operation after this {self.request_type} was sent (its "
+                "LastUpdatedTime or DeletionTime is later)"
             )
         if endpoint is None:
-            self._refuse(f"The endpoint could not be read right before the rollback: {refused}")
+            self._refuse(f"{refused}: the endpoint could not be read right before")
         serving, status = endpoint.get("EndpointConfigName"), endpoint.get("EndpointStatus")
         pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
         if (status == "Updating" and pending == config) or (status == "InService" and serving == config):
             return False  # this event's rollback, sent before (by this delivery or another): not sent again
         if serving == promoted and (status == "InService" or (status == "Updating" and pending in (None, promoted))):
             return True
-        now_on = f"{status} on {serving}" + (f", updating to {pending}" if pending else "")
+        now_on = f"updating to {pending}" if pending else f"{status} on {serving}"
         self._refuse(
-            f"The endpoint is {now_on}, not on {promoted}, which this event's promotion made: someone else changed "
-            f"it since, so {refused}"
+            f"{refused}: someone else changed the endpoint since (it is {now_on}, not on {promoted}, which this "
+            "event's promotion made)"
         )
         return False  # unreachable (_refuse raises); said for the linter
 

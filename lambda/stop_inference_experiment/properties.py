@@ -173,7 +173,7 @@ def parse(properties: object, instance_types: frozenset[str]) -> StopDeclaration
         InvalidProperties: naming the first property that is missing or malformed, and its value.
     """
     if not isinstance(properties, Mapping):
-        raise InvalidProperties(f"ResourceProperties must be an object; got {quote(properties)}")
+        raise InvalidProperties(f"ResourceProperties must be an object; got {rules.described(properties)}")
     name = _checked(_required(properties, "Name"), "Name", rules.experiment_name_problem)
     actions = _actions(_required(properties, "ModelVariantActions"))
     variants = _desired_model_variants(properties.get("DesiredModelVariants"), actions, instance_types)
@@ -209,17 +209,24 @@ def _checked(value: Any, prop: str, problem_of: Callable[[Any], str | None], sho
     """The value where the rule finds no problem.
 
     Raises:
-        InvalidProperties: "<prop> <value> <what is wrong>".
+        InvalidProperties: "<prop> <value> <what is wrong>" for a string or number; "<prop> is missing" for null;
+            "<prop> <what is wrong>; got <the value described>" for anything else.
     """
     problem = problem_of(value)
-    if problem:
+    if not problem:
+        return value
+    if value is None:
+        raise InvalidProperties(f"{prop} is missing")
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
         raise InvalidProperties(f"{prop} {shown or quote(value)} {problem}")
-    return value
+    raise InvalidProperties(f"{prop} {problem}; got {rules.described(value)}")  # true, a list [...], an object {...}
 
 
 def _actions(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping) or not 1 <= len(value) <= rules.MAX_ACTIONS:
-        raise InvalidProperties(f"ModelVariantActions must map 1 or 2 variant names to actions; got {quote(value)}")
+        raise InvalidProperties(
+            f"ModelVariantActions must map 1 or 2 variant names to actions; got {rules.described(value)}"
+        )
     for variant, action in value.items():
         problem = rules.variant_name_problem(variant)
         if problem:
@@ -233,7 +240,7 @@ def _actions(value: object) -> dict[str, str]:
 
 def _count(value: object, prop: str) -> int:
     if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and COUNT.fullmatch(value))):
-        raise InvalidProperties(f"{prop} must be a whole number of at least 0; got {quote(value)}")
+        raise InvalidProperties(f"{prop} must be a whole number of at least 0; got {rules.described(value)}")
     return int(value)
 
 
@@ -243,7 +250,7 @@ def _desired_model_variants(
     if value is None:
         return ()
     if not isinstance(value, list) or not 1 <= len(value) <= rules.MAX_DESIRED_VARIANTS:
-        raise InvalidProperties(f"DesiredModelVariants must be a list of 1 or 2 variants; got {quote(value)}")
+        raise InvalidProperties(f"DesiredModelVariants must be a list of 1 or 2 variants; got {rules.described(value)}")
     configs: list[ModelVariantConfigTypeDef] = []
     for index, item in enumerate(value):
         prop = f"DesiredModelVariants[{index}]"
@@ -258,7 +265,7 @@ def _desired_model_variants(
         except (KeyError, TypeError, IndexError):
             raise InvalidProperties(
                 f"{prop} must have ModelName, VariantName and InfrastructureConfig.RealTimeInferenceConfig."
-                f"InstanceType/InstanceCount; got {quote(item)}"
+                f"InstanceType/InstanceCount; got {rules.described(item)}"
             ) from None
         _checked(model_name, f"{prop}.ModelName", rules.variant_name_problem)
         _checked(variant_name, f"{prop}.VariantName", rules.variant_name_problem)
@@ -267,7 +274,7 @@ def _desired_model_variants(
         if infrastructure_type != "RealTimeInference":
             raise InvalidProperties(
                 f"{prop}.InfrastructureConfig.InfrastructureType must be RealTimeInference; "
-                f"got {quote(infrastructure_type)}"
+                f"got {rules.described(infrastructure_type)}"
             )
         _checked(instance_type, f"{prop} InstanceType", lambda v: rules.instance_type_problem(v, instance_types))
         count = _checked(
@@ -298,14 +305,14 @@ def _number(value: object, prop: str) -> float:
             pass
     elif isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    raise InvalidProperties(f"{prop} must be a number; got {quote(value)}")
+    raise InvalidProperties(f"{prop} must be a number; got {rules.described(value)}")
 
 
 def _guard(value: object, actions: Mapping[str, str]) -> Guard | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise InvalidProperties(f"PromotionGuard must be an object; got {quote(value)}")
+        raise InvalidProperties(f"PromotionGuard must be an object; got {rules.described(value)}")
     if "Promote" not in actions.values():
         raise InvalidProperties("PromotionGuard needs a Promote in ModelVariantActions, as it decides a promotion")
     thresholds: dict[str, float | None] = {}
@@ -406,7 +413,7 @@ def _fits(guard: Guard | None, completion_timeout: int) -> Guard | None:
 
 def _stop_on(value: object) -> frozenset[str]:
     if not isinstance(value, list) or not value or any(event not in STOP_EVENTS for event in value):
-        raise InvalidProperties(f"StopOn must list Update and/or Delete; got {quote(value)}")
+        raise InvalidProperties(f"StopOn must list Update and/or Delete; got {rules.described(value)}")
     return frozenset(value)
 
 
@@ -414,7 +421,8 @@ def _completion_timeout(value: object) -> int:
     seconds = _count(value, "CompletionTimeoutSeconds")
     if seconds > rules.MAX_COMPLETION_TIMEOUT_SECONDS:
         raise InvalidProperties(
-            f"CompletionTimeoutSeconds must be at most {rules.MAX_COMPLETION_TIMEOUT_SECONDS}; got {quote(value)}"
+            f"CompletionTimeoutSeconds must be at most {rules.MAX_COMPLETION_TIMEOUT_SECONDS}; "
+            f"got {rules.described(value)}"
         )
     return seconds
 
@@ -426,6 +434,6 @@ def _service_timeout(value: object) -> int:
     seconds = _count(value, "ServiceTimeout")
     if not 1 <= seconds <= MAX_SERVICE_TIMEOUT_SECONDS:
         raise InvalidProperties(
-            f"ServiceTimeout must be from 1 to {MAX_SERVICE_TIMEOUT_SECONDS} seconds; got {quote(value)}"
+            f"ServiceTimeout must be from 1 to {MAX_SERVICE_TIMEOUT_SECONDS} seconds; got {rules.described(value)}"
         )
     return seconds

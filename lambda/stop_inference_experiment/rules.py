@@ -9,6 +9,7 @@ Pure Python: botocore is only handed in (as a service model) where the instance 
 from __future__ import annotations
 
 import functools
+import json
 import re
 from typing import Any
 
@@ -26,9 +27,28 @@ MAX_INSTANCE_COUNT = 999_999_999
 MAX_COMPLETION_TIMEOUT_SECONDS = 55 * 60
 
 
+def described(value: object, limit: int = 60) -> str:
+    """A value in the user's words, as the event's JSON spells it: never a Python type name or literal.
+
+    A string is quoted and a number shown as it is ('ml.m5.xlarge', 3); null is "nothing", true and false are
+    spelled so, and a list or an object is named before it is shown in JSON. Cut short to `limit` characters.
+    """
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        kind, text = "a list ", json.dumps(list(value), default=str)
+    elif isinstance(value, dict):
+        kind, text = "an object ", json.dumps(value, default=str)
+    else:
+        kind, text = "", repr(value)
+    return kind + (text if len(text) <= limit else text[: limit - 3] + "...")
+
+
 def _name_problem(value: object, pattern: re.Pattern[str], longest: int) -> str | None:
     if not isinstance(value, str):
-        return f"must be a string, not {type(value).__name__}"
+        return "must be a string"
     if not 1 <= len(value) <= longest or not pattern.fullmatch(value):
         return (
             f"may hold only letters, digits and hyphens, 1-{longest} characters, "
@@ -60,7 +80,7 @@ def desired_state_problem(value: object) -> str | None:
 def reason_problem(value: object) -> str | None:
     """What is wrong with a Reason."""
     if not isinstance(value, str):
-        return f"must be a string, not {type(value).__name__}"
+        return "must be a string"
     if len(value) > MAX_REASON:
         return f"must be at most {MAX_REASON} characters, not {len(value)}"
     return None
@@ -74,7 +94,7 @@ def instance_count_problem(value: int) -> str | None:
 def instance_type_problem(value: object, known: frozenset[str]) -> str | None:
     """What is wrong with an InstanceType, given the types SageMaker's service model lists."""
     if not isinstance(value, str):
-        return f"must be a string, not {type(value).__name__}"
+        return "must be a string"
     if value in known:
         return None
     return "must be a SageMaker real-time inference instance type such as ml.m5.xlarge"
@@ -160,7 +180,7 @@ def alarm_names_problem(value: object) -> str | None:
         return f"must list 1 to {MAX_ALARMS} alarm names"
     for name in value:
         if not isinstance(name, str) or not 1 <= len(name) <= MAX_ALARM_NAME or not name.isprintable():
-            return f"must hold alarm names of 1-{MAX_ALARM_NAME} printable characters, not {name!r}"[:120]
+            return f"must hold alarm names of 1-{MAX_ALARM_NAME} printable characters, not {described(name)}"[:120]
     return None
 
 
