@@ -648,7 +648,8 @@ ERRORS = [
     ),
     pytest.param(
         {"on_end": ShadowTestEnd.promote(instance_count=0)},
-        "on_end.instance_count must be at least 1: the promoted variant replaces production; got 0",
+        "on_end.instance_count must be a whole number from 1 to 999,999,999 (the promoted variant replaces "
+        "production); got 0",
         id="promoted-instance-count",
     ),
     pytest.param(

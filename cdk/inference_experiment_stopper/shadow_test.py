@@ -37,9 +37,7 @@ else:
 
 __all__ = ["ShadowTest", "ShadowTestDataCapture", "ShadowTestEnd", "ShadowTestVariant"]
 
-NAMESPACE = "AWS/SageMaker"
 # EndpointName (CreateEndpoint's pattern; the CloudFormation schema of AWS::SageMaker::InferenceExperiment repeats it).
-ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 # An experiment runs at most 30 days (SageMaker developer guide, shadow-tests-create).
 LONGEST_TEST = dt.timedelta(days=30)
 DEFAULT_PERIOD = Duration.minutes(5)
@@ -386,7 +384,7 @@ class ShadowTest(Construct):
                 f"{', '.join(map(str, names))}"
             )
         return cloudwatch.Metric(
-            namespace=NAMESPACE,
+            namespace=rules.NAMESPACE,
             metric_name=name,
             dimensions_map={"EndpointName": self._endpoint_name, "VariantName": variant},
             statistic=statistic,
@@ -531,15 +529,11 @@ class ShadowTest(Construct):
             instance_type = self._shadow.instance_type if end.instance_type is None else end.instance_type
             count = self._shadow.instance_count if end.instance_count is None else end.instance_count
             _check_instance_type(instance_type, "on_end.instance_type")
-            if not check.unresolved(count):
-                problem = (
-                    "must be an int"
-                    if isinstance(count, bool) or not isinstance(count, int)
-                    else (None if count >= 1 else "must be at least 1: the promoted variant replaces production")
-                    or rules.instance_count_problem(count)
+            problem = None if check.unresolved(count) else rules.serving_instance_count_problem(count)
+            if problem:
+                raise ValueError(
+                    f"on_end.instance_count {problem} (the promoted variant replaces production); got {count!r}"
                 )
-                if problem:
-                    raise ValueError(f"on_end.instance_count {problem}; got {count!r}")
             promoted = ModelVariantConfig(self._shadow.model_name, shadow, instance_type, count)
             return {shadow: ModelVariantAction.PROMOTE, production: ModelVariantAction.REMOVE}, [promoted]
         if end.kind == "remove_shadow":
@@ -705,12 +699,9 @@ def _variant(variant: object, side: str) -> _Variant:
         raise ValueError(f"{side}.model must be an aws_sagemaker.CfnModel or a model name; got {model!r}")
     _check_instance_type(variant.instance_type, f"{side}.instance_type")
     count = variant.instance_count
-    if not check.unresolved(count) and (
-        isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= rules.MAX_INSTANCE_COUNT
-    ):
-        raise ValueError(
-            f"{side}.instance_count must be a whole number from 1 to {rules.MAX_INSTANCE_COUNT:,}; got {count!r}"
-        )
+    problem = None if check.unresolved(count) else rules.serving_instance_count_problem(count)
+    if problem:
+        raise ValueError(f"{side}.instance_count {problem}; got {count!r}")
     return _Variant(name, model, model_name, variant.instance_type, count)
 
 
@@ -726,7 +717,7 @@ def _endpoint(scope: Construct, endpoint: object) -> tuple[str, str | None]:
         return endpoint.attr_endpoint_name, endpoint.ref  # an endpoint's Ref is its ARN
     if not isinstance(endpoint, str):
         raise ValueError(f"endpoint must be an aws_sagemaker.CfnEndpoint or an endpoint name; got {endpoint!r}")
-    if not check.unresolved(endpoint) and not ENDPOINT_NAME.fullmatch(endpoint):
+    if not check.unresolved(endpoint) and not rules.ENDPOINT_NAME.fullmatch(endpoint):
         raise ValueError(
             f"endpoint {endpoint!r} may hold only letters, digits and hyphens, 1-63 characters, starting and ending "
             "with a letter or digit"

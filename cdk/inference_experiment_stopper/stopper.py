@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import CustomResource, Duration, Stack
 from aws_cdk import aws_lambda as lambda_
@@ -13,13 +13,17 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from inference_experiment_stopper import _validation as check
+from inference_experiment_stopper._asset import load_handler_module
 from inference_experiment_stopper._function import StopperFunction, service_timeout
 from inference_experiment_stopper.guard import PromotionGuard
 from inference_experiment_stopper.props import DesiredState, ModelVariantAction, ModelVariantConfig
 
-__all__ = ["DesiredState", "InferenceExperimentStopper", "ModelVariantAction", "ModelVariantConfig"]
+if TYPE_CHECKING:
+    import rules
+else:
+    rules = load_handler_module("rules")  # the resource type the function finds its twins by, written once
 
-RESOURCE_TYPE = "Custom::InferenceExperimentStop"
+__all__ = ["DesiredState", "InferenceExperimentStopper", "ModelVariantAction", "ModelVariantConfig"]
 
 
 class InferenceExperimentStopper(Construct):
@@ -130,7 +134,7 @@ class InferenceExperimentStopper(Construct):
             self,
             "Resource",
             service_token=self._function.function.function_arn,
-            resource_type=RESOURCE_TYPE,
+            resource_type=rules.RESOURCE_TYPE,
             properties=properties,
             service_timeout=service_timeout(timeout),
         )

@@ -20,7 +20,6 @@ import significance
 if TYPE_CHECKING:
     from properties import Guard
 
-NAMESPACE = "AWS/SageMaker"
 # The error rate is InvocationModelErrors / Invocations: SageMaker counts the model's 4xx and 5xx answers among its
 # model errors already, so Invocation5XXErrors is never added to it (each failed request counts once).
 COUNTS = {"Invocations": "Invocations", "ModelErrors": "InvocationModelErrors"}
@@ -53,7 +52,7 @@ def queries(
         return {
             "Id": f"{role}{name}",
             "MetricStat": {
-                "Metric": {"Namespace": NAMESPACE, "MetricName": metric, "Dimensions": dimensions},
+                "Metric": {"Namespace": rules.NAMESPACE, "MetricName": metric, "Dimensions": dimensions},
                 "Period": seconds,
                 "Stat": stat,
             },

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qs, urlsplit
 
+import rules
 from aws import Clock, Unreadable, read
 from outcomes import NoStop, StopFailed
 
@@ -53,7 +54,6 @@ WARRANTS = {
     "Delete": frozenset({"DELETE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"}),
 }
 CLEANUP = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
-RESOURCE_TYPE = "Custom::InferenceExperimentStop"
 # X-Amz-Date is whole seconds: a LastUpdatedTime (or DeletionTime) up to this much after it can still be the
 # event's own operation.
 SENT_PRECISION_SECONDS = 1.0
@@ -210,7 +210,7 @@ class Stack:
             )
             for resource in page.get("StackResourceSummaries", []):
                 if (
-                    resource.get("ResourceType") == RESOURCE_TYPE
+                    resource.get("ResourceType") == rules.RESOURCE_TYPE
                     and resource.get("LogicalResourceId") != logical_id
                     and resource.get("PhysicalResourceId") == physical_id
                     and not str(resource.get("ResourceStatus", "")).startswith("DELETE_")

@@ -91,6 +91,13 @@ def instance_count_problem(value: int) -> str | None:
     return None if 0 <= value <= MAX_INSTANCE_COUNT else f"must be a whole number from 0 to {MAX_INSTANCE_COUNT:,}"
 
 
+def serving_instance_count_problem(value: object) -> str | None:
+    """What is wrong with the instance count of a variant that serves (a ShadowTest's, or a promoted one)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_INSTANCE_COUNT:
+        return None
+    return f"must be a whole number from 1 to {MAX_INSTANCE_COUNT:,}"
+
+
 def instance_type_problem(value: object, known: frozenset[str]) -> str | None:
     """What is wrong with an InstanceType, given the types SageMaker's service model lists."""
     if not isinstance(value, str):
@@ -168,7 +175,12 @@ def guard_failure_problem(value: object) -> str | None:
 # A guard's alarms, bake, rollback and significance test.
 MAX_ALARMS = 100  # DescribeAlarms takes at most 100 names
 MAX_ALARM_NAME = 255
-ENDPOINT_CONFIG_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+# SageMaker's EndpointName and EndpointConfigName share one pattern.
+ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+# Where SageMaker's invocation metrics live (dimensions EndpointName and VariantName).
+NAMESPACE = "AWS/SageMaker"
+# The custom resource's type, as the construct writes it and the function finds its twins by it.
+RESOURCE_TYPE = "Custom::InferenceExperimentStop"
 MIN_BAKE_SECONDS = 60
 MIN_PERIODS = 10  # fewer periods with data on either side: the significance test is inconclusive
 DEFAULT_PERIOD_SECONDS = 300
@@ -186,7 +198,7 @@ def alarm_names_problem(value: object) -> str | None:
 
 def endpoint_config_name_problem(value: object) -> str | None:
     """What is wrong with an endpoint configuration name (EndpointConfigName)."""
-    return _name_problem(value, ENDPOINT_CONFIG_NAME, 63)
+    return _name_problem(value, ENDPOINT_NAME, 63)
 
 
 def confidence_problem(value: object) -> str | None:
