@@ -81,16 +81,16 @@ def look(cloudwatch: CloudWatchClient | None, alarms: tuple[str, ...]) -> BakeVe
         StopFailed: the alarms could not be read for any other reason (AccessDenied, say).
     """
     try:
-        described = _described(cloudwatch, alarms)
+        found = described(cloudwatch, alarms)
     except StopFailed as error:
         if isinstance(error.__cause__, ClientError | BotoCoreError) and transient(error.__cause__):
             logger.warning("The bake's alarms could not be read (%s); still baking", error)
             return None
         raise
     for name in alarms:
-        if name not in described:
+        if name not in found:
             return BakeVerdict("fail", f"alarm {name} was not found during the bake")
-        if described[name]["StateValue"] == "ALARM":
+        if found[name]["StateValue"] == "ALARM":
             return BakeVerdict("fail", f"alarm {name} went to ALARM during the bake")
     return None
 
@@ -102,10 +102,10 @@ def verdict(cloudwatch: CloudWatchClient | None, alarms: tuple[str, ...], window
         StopFailed: the alarms or their history could not be read (a transient failure included: the caller
             decides whether to look again).
     """
-    described = _described(cloudwatch, alarms)
+    found = described(cloudwatch, alarms)
     lacking = []
     for name in alarms:
-        alarm = described.get(name)
+        alarm = found.get(name)
         if alarm is None:
             return BakeVerdict("fail", f"alarm {name} was not found during the bake")
         states = _states(cloudwatch, alarm, window)
@@ -122,8 +122,9 @@ def verdict(cloudwatch: CloudWatchClient | None, alarms: tuple[str, ...], window
     return BakeVerdict("pass", f"no alarm was in ALARM for the whole bake ({window.end - window.start:.0f} s)")
 
 
-def _described(cloudwatch: CloudWatchClient | None, names: tuple[str, ...]) -> dict[str, Any]:
-    """DescribeAlarms of every name, metric and composite alike (every page); a name not found is absent.
+def described(cloudwatch: CloudWatchClient | None, names: tuple[str, ...]) -> dict[str, Any]:
+    """DescribeAlarms of every name, metric and composite alike (every page); a name not found is absent. The
+    guard's judgement before the stop reads its alarms through this too.
 
     Raises:
         StopFailed: where the alarms could not be read.

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import alarm_history
 import metrics
 import rules
 from aws import failure
@@ -134,38 +135,7 @@ def alarm_states(cloudwatch: CloudWatchClient, names: tuple[str, ...]) -> dict[s
     Raises:
         StopFailed: where the alarms could not be read.
     """
-    return {name: state for name, (state, _) in alarm_details(cloudwatch, names).items()}
-
-
-def alarm_details(cloudwatch: CloudWatchClient, names: tuple[str, ...]) -> dict[str, tuple[str, float | None]]:
-    """Each alarm's state and when it last changed (epoch seconds, None where not reported); absent if not found.
-
-    Raises:
-        StopFailed: where the alarms could not be read.
-    """
-    states: dict[str, tuple[str, float | None]] = {}
-    request: dict[str, Any] = {
-        "AlarmNames": list(names),
-        "AlarmTypes": ["CompositeAlarm", "MetricAlarm"],
-        "MaxRecords": rules.MAX_ALARMS,
-    }
-    try:
-        for _ in range(MAX_PAGES):
-            page = cloudwatch.describe_alarms(**request)
-            for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
-                updated = alarm.get("StateUpdatedTimestamp")
-                states[str(alarm.get("AlarmName"))] = (
-                    str(alarm.get("StateValue")),
-                    updated.timestamp() if updated is not None else None,
-                )
-            if not page.get("NextToken"):
-                break
-            request["NextToken"] = page["NextToken"]
-    except ClientError as error:
-        raise failure(error, "cloudwatch:DescribeAlarms", ", ".join(names)[:80]) from error
-    except BotoCoreError as error:
-        raise StopFailed(f"cloudwatch:DescribeAlarms could not be reached: {error}") from error
-    return states
+    return {name: str(alarm.get("StateValue")) for name, alarm in alarm_history.described(cloudwatch, names).items()}
 
 
 def alarm_verdict(names: tuple[str, ...], states: dict[str, str]) -> Verdict:
