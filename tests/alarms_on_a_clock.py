@@ -379,6 +379,13 @@ class SelfInvoker(_Answering):
 
     def __init__(self, clock: Clock) -> None:
         super().__init__("lambda", clock)
+        self.refuse: tuple[str, str] | None = None  # (code, message) Invoke answers instead, once set
+
+    def _answer(self, model: Any, **kwargs: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        if self.refuse is not None and model.name == "Invoke":
+            self.recorder.record(model.name)
+            return _refused(*self.refuse, f"https://lambda.{REGION}.amazonaws.com", status=403)
+        return super()._answer(model, **kwargs)
 
     @property
     def payloads(self) -> list[dict[str, Any]]:

@@ -666,3 +666,19 @@ def test_a_stack_rolling_back_does_not_keep_the_endpoint_from_being_rolled_back(
 
     assert len(w.endpoint.updates) == 1
     assert w.server.only_answer["Reason"] == ROLLED_BACK
+
+
+def test_a_bake_whose_wait_cannot_be_handed_on_rolls_back_before_it_answers(world: Callable[..., World]) -> None:
+    # GIVEN 10-minute runs, and a function that may no longer invoke itself (its permission was taken away)
+    w = world(GUARD)
+    w.invoker.refuse = ("AccessDeniedException", "not authorized to perform: lambda:InvokeFunction")
+
+    # WHEN the first run reaches its end in the middle of the bake
+    w.deliver(w.event, SHORT_RUN_MILLIS)
+
+    # THEN the bake, which can no longer be watched to its end, does not pass: the endpoint is rolled back first
+    [update] = w.endpoint.recorder.of("UpdateEndpoint")
+    assert update.params["EndpointConfigName"] == PRODUCTION_CONFIG
+    [answer] = w.server.bodies
+    assert answer["Status"] == "FAILED"
+    assert "the rollback to shadow-test-endpoint-config-production was sent and may still complete" in w.caplog.text

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import bake
 import ending
 import evidence
+from alarm_history import BakeVerdict
 from aws import Unreadable, message
 from botocore.exceptions import BotoCoreError, ClientError
 from outcomes import NoStop, Outcome, StopFailed
@@ -80,9 +81,11 @@ def carry_out(run: Run, experiment: Experiment) -> Outcome:
             return step
         state = step.state
         if not step.at_once:
-            answer = wait.pause(state)
-            if answer is not None:
-                return answer
+            paused = wait.pause(state)
+            if isinstance(paused, Outcome):
+                return paused
+            if paused is not None:
+                state = paused.state  # a bake the deadline (or a failed hand-on) ended: its rollback
 
 
 class _Wait:
@@ -200,7 +203,7 @@ class _Wait:
     def _gone(self, decision: str) -> Outcome:
         return Outcome(str(self.run.event.get("PhysicalResourceId")), status="NotFound", decision=decision)
 
-    def pause(self, state: State) -> Outcome | None:
+    def pause(self, state: State) -> Outcome | Next | None:
         """Sleep until the next look (then read the experiment again, in the phases that watch it), or answer at
         the deadline, or hand the wait on to the next run."""
         run, clock = self.run, self.run.services.clock
@@ -222,7 +225,8 @@ class _Wait:
             self.experiment = described
         return None
 
-    def _at_deadline(self, state: State) -> Outcome:
+    def _at_deadline(self, state: State) -> Outcome | Next:
+        """The answer at the deadline; for a bake, its failure (the gate then says whether it may roll back)."""
         run = self.run
         guard = run.declaration.guard
         config = guard.roll_back_to if guard is not None else None
@@ -241,12 +245,14 @@ class _Wait:
             why = f"The endpoint had not begun serving {run.name}'s promotion, {state.promoted}"
             why += f"; roll_back_to {config} could not be applied" if config else ""
         else:
-            why = f"The bake of {run.name}'s promotion had not finished"
+            limit = f"CompletionTimeoutSeconds {run.declaration.completion_timeout_seconds}"
+            unfinished = BakeVerdict("fail", f"the bake had not finished at the deadline ({limit})")
+            return bake.fail(run, self.experiment, state, unfinished)
         why += f" at the deadline (CompletionTimeoutSeconds {run.declaration.completion_timeout_seconds})"
         run.announcer.tell(f"Failed: {why}", "the deadline came first")
         raise StopFailed(why)
 
-    def _hand_on(self, state: State) -> Outcome:
+    def _hand_on(self, state: State) -> Outcome | Next:
         run = self.run
         link = run.continuation.link + 1 if run.continuation else 2
         if link > MAX_LINKS:
@@ -254,9 +260,19 @@ class _Wait:
             return self._at_deadline(state)
         handed = Continuation(run.timing.deadline, link, run.timing.sent, state.record())
         services = run.services
-        hand_on(
-            run.event, handed, run.name, run.request_type, services.lambda_, run.budget.function_arn, services.clock
-        )
+        try:
+            hand_on(
+                run.event, handed, run.name, run.request_type, services.lambda_, run.budget.function_arn, services.clock
+            )
+        except StopFailed as error:
+            if state.phase is Phase.ROLLING_BACK:
+                config = run.declaration.guard.roll_back_to if run.declaration.guard else None
+                raise StopFailed(f"{error}; the rollback to {config} was sent and may still complete") from error
+            if state.phase is not Phase.BAKING:
+                raise
+            # A bake that cannot be watched to its end does not pass: it rolls back, as any bake that does not.
+            unwatched = BakeVerdict("fail", f"the bake could not be watched to its end ({error})")
+            return bake.fail(run, self.experiment, state, unwatched)
         return Outcome.of(self.experiment, state.decision)  # a Delete whose hand-on failed answers now
 
 
