@@ -173,7 +173,7 @@ def test_a_composite_alarm_is_described_and_judged_as_a_metric_alarm_is(cloudwat
     ("answer", "why"),
     [
         ({"MetricAlarms": [], "CompositeAlarms": []}, "alarm a was not found during the bake"),
-        (described("ALARM", START + 30), "alarm a went to ALARM during the bake"),
+        (described("ALARM", START + 30), "alarm a was in ALARM during the bake"),
     ],
     ids=["gone", "in-alarm"],
 )

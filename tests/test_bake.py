@@ -220,7 +220,7 @@ def bake(world: Callable[..., World]) -> Callable[..., Chain]:
     return run
 
 
-FIRED = "alarm shadow-latency went to ALARM during the bake"
+FIRED = "alarm shadow-latency was in ALARM during the bake"
 ROLLED_BACK = (
     f"RolledBack: {FIRED}: the endpoint shadow-test-endpoint of shadow-test was rolled back to {PRODUCTION_CONFIG} "
     "and serves it"
@@ -295,8 +295,10 @@ def test_a_bake_without_an_alarm_answers_promoted_once_the_bake_and_its_settling
     assert window_end + alarm_history.SETTLE_SECONDS <= chain.answered_at
     assert chain.answered_at <= window_end + alarm_history.SETTLE_SECONDS + MAX_POLL_SECONDS
     reads = [read.at for read in chain.bake_reads]
-    assert reads[-1] == chain.answered_at
-    assert max(later - earlier for earlier, later in itertools.pairwise(reads)) <= MAX_POLL_SECONDS
+    assert reads[-1] == chain.answered_at  # the verdict's read
+    looks = [at for at in reads if at < window_end]  # a look after the window would see a state not the window's
+    assert max(later - earlier for earlier, later in itertools.pairwise(looks)) <= MAX_POLL_SECONDS
+    assert window_end - looks[-1] <= MAX_POLL_SECONDS
     assert "UpdateEndpoint" not in chain.endpoint_calls()
     assert [decision["decision"] for decision in chain.decisions] == ["Promoted"]  # announced once, at the stop
 
@@ -457,11 +459,27 @@ def test_a_late_link_after_a_later_deploy_sends_no_rollback(world: Callable[...,
     assert w.endpoint.recorder.of("UpdateEndpoint") == []
     [answer] = w.server.bodies
     assert answer["Status"] == "FAILED"
-    assert answer["Reason"].startswith("The bake of shadow-test's promotion did not pass: alarm shadow-latency ")
+    assert answer["Reason"].startswith(f"The bake of shadow-test's promotion did not pass: {FIRED}; ")
     assert (
-        f"; endpoint shadow-test-endpoint was not rolled back to {PRODUCTION_CONFIG}: the deadline passed "
+        f"endpoint shadow-test-endpoint was not rolled back to {PRODUCTION_CONFIG}: the stack began another "
         in (answer["Reason"])
     )
+
+
+def test_a_late_link_after_the_deadline_sends_no_rollback(world: Callable[..., World]) -> None:
+    # GIVEN a bake handed on at minute ~6, whose alarm fires at minute 7; nothing else changes
+    w = world(GUARD, fires_after=7 * 60)
+    w.deliver(w.event, SHORT_RUN_MILLIS)
+    [link] = w.invoker.payloads
+    # WHEN Lambda delivers the next link 1,700 s later, past the deadline
+    w.clock.sleep(1700)
+    w.deliver(link)
+
+    # THEN the gate refuses the rollback at the deadline, and the answer says so
+    assert w.endpoint.updates == []
+    said = f"endpoint shadow-test-endpoint was not rolled back to {PRODUCTION_CONFIG}: the deadline passed "
+    assert said in w.caplog.text
+    assert w.server.only_answer["Status"] == "FAILED"
 
 
 # Issue 20, situation 2: two deliveries of one event agree, and the rollback is sent once.
@@ -470,11 +488,15 @@ def test_a_copy_delivered_during_the_bake_judges_the_same_window_and_agrees(worl
     w = world(GUARD, fires_after=7 * 60)
     w.deliver(w.event, SHORT_RUN_MILLIS)
     [link] = w.invoker.payloads
-    # WHEN Lambda delivers a copy of the Update now, then the first delivery's next link
+    # WHEN Lambda delivers a copy of the Update now (it runs until its own run ends, and hands on), then the first
+    # delivery's next link, then the copy's
     w.deliver(w.event)
+    [_, copy_link] = w.invoker.payloads
     w.deliver(link)
+    w.deliver(copy_link)
 
-    # THEN both answer FAILED, rolled back, and UpdateEndpoint was sent once: the second saw it under way or done
+    # THEN both answer FAILED, rolled back, and UpdateEndpoint was sent once, by the delivery that stopped: the copy
+    # saw the alarm too, and left the rollback to it
     assert [body["Status"] for body in w.server.bodies] == ["FAILED", "FAILED"]
     assert {body["Reason"] for body in w.server.bodies} == {ROLLED_BACK}
     assert len(w.endpoint.updates) == 1

@@ -145,7 +145,7 @@ def test_a_bake_whose_alarm_fires_rolls_back_across_three_processes(
     answer = response_server.only_answer
     assert answer["Status"] == "FAILED"
     assert answer["Reason"] == (
-        "RolledBack: alarm shadow-latency went to ALARM during the bake: the endpoint shadow-test-endpoint of "
+        "RolledBack: alarm shadow-latency was in ALARM during the bake: the endpoint shadow-test-endpoint of "
         "shadow-test was rolled back to shadow-test-endpoint-config-production and serves it"
     )
     continuations = [payload[CONTINUATION] for payload in (link_two, link_three)]
@@ -170,12 +170,12 @@ def test_a_bake_whose_alarm_fires_rolls_back_across_three_processes(
         "Invoke",  # handed on
         "DescribeInferenceExperiment",  # link three
         "DescribeAlarms",  # ALARM
+        "DescribeStacks",  # the gate: no later operation, and this one not completed
         "DescribeEndpoint",  # the gate: still on the promoted configuration
-        "DescribeStacks",  # the gate: no later operation
         "UpdateEndpoint",  # the rollback
         "DescribeEndpoint",  # Updating
         "DescribeEndpoint",  # InService, on the production configuration
-        "PutEvents",  # RolledBack: alarm shadow-latency went to ALARM during the bake
+        "PutEvents",  # RolledBack: alarm shadow-latency was in ALARM during the bake
     ]
     sent = {operation: request for operation, request in aws.requests}
     assert sent["UpdateEndpoint"] == {"EndpointName": "shadow-test-endpoint", "EndpointConfigName": PRODUCTION_CONFIG}
@@ -186,6 +186,6 @@ def test_a_bake_whose_alarm_fires_rolls_back_across_three_processes(
     }
     puts = [request for operation, request in aws.requests if operation == "PutEvents"]
     announced = [json.loads(entry["Detail"])["decision"] for request in puts for entry in request["Entries"]]
-    assert announced == ["Promoted", "RolledBack: alarm shadow-latency went to ALARM during the bake"]
+    assert announced == ["Promoted", "RolledBack: alarm shadow-latency was in ALARM during the bake"]
     for result in outputs:
         assert response_server.url not in result.stdout + result.stderr

@@ -1548,9 +1548,10 @@ CASES = [
                 error=("ThrottlingException", "Rate exceeded"),
                 retries=7,
             ),
+            describe("Running"),  # whether the stop was taken all the same: not Stopping
         ],
-        logged="StopInferenceExperiment on shadow-test could not be sent (ClientError: Rate exceeded); it may not have "
-        "been stopped; answering SUCCESS",
+        logged="StopInferenceExperiment on shadow-test could not be sent (Rate exceeded); it may not have been "
+        "stopped; answering SUCCESS",
         id="delete-stop-throttled",
     ),
     *[

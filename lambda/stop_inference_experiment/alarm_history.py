@@ -91,7 +91,7 @@ def look(cloudwatch: CloudWatchClient | None, alarms: tuple[str, ...]) -> BakeVe
         if name not in found:
             return BakeVerdict("fail", f"alarm {name} was not found during the bake")
         if found[name]["StateValue"] == "ALARM":
-            return BakeVerdict("fail", f"alarm {name} went to ALARM during the bake")
+            return BakeVerdict("fail", f"alarm {name} was in ALARM during the bake")
     return None
 
 

@@ -18,6 +18,7 @@ import alarm_history
 from alarm_history import RESERVE_SECONDS, BakeVerdict
 from aws import Unreadable
 from outcomes import NoStop, Outcome, StopFailed
+from permission import COMPLETED
 from sagemaker_api import ENDPOINT_FAILED, serves, updating_to
 from state import Next, Phase, State
 
@@ -30,41 +31,48 @@ logger = logging.getLogger(__name__)
 
 
 def promoting(run: Run, experiment: Experiment, state: State) -> Next | Outcome:
+    """Wait for the endpoint to serve this event's promotion; the bake's window begins when it does."""
     guard = run.declaration.guard
     assert guard is not None  # noqa: S101 (only a bake promotes through this phase)
     assert guard.bake_seconds  # noqa: S101
-    if guard.roll_back_to is not None and state.promoted == guard.roll_back_to:
+    config = guard.roll_back_to
+    if state.follower and config is not None and state.promoted == config:
         return _rolled_back_before(state)
     endpoint = _endpoint(run, experiment)
     if endpoint is None:
         return Next(state)
-    if not state.promoted and endpoint["EndpointStatus"] == "InService":
-        # EndpointMetadata.EndpointConfigName is optional in the service model (*unverified* whether SageMaker
-        # reports it after a promotion). Without it, the configuration the endpoint serves once InService after
-        # the experiment completed is taken for the promotion's; where it is RollBackTo, it was rolled back.
-        logger.warning("The experiment does not name its endpoint's configuration: taking the one it serves")
-        state = replace(state, promoted=endpoint["EndpointConfigName"])
-        if state.promoted == guard.roll_back_to:
-            return _rolled_back_before(state)
-    if serves(endpoint, state.promoted):
-        return _begin(run, experiment, state, endpoint, guard.bake_seconds)
-    if guard.roll_back_to is not None and guard.roll_back_to in (updating_to(endpoint), _serving(endpoint)):
+    status, serving = endpoint["EndpointStatus"], endpoint.get("EndpointConfigName")
+    if state.follower and config is not None and config in (updating_to(endpoint), _serving(endpoint)):
         return _rolled_back_before(state)
-    if endpoint["EndpointStatus"] in ENDPOINT_FAILED or endpoint["EndpointStatus"] == "InService":
+    # A promotion makes a configuration of its own, never RollBackTo: an experiment that names RollBackTo (or none)
+    # right after it completed still shows the endpoint before the promotion (*unverified* how long SageMaker
+    # reports the old configuration): the one it serves next, InService, is the promotion's.
+    promoted = state.promoted if state.promoted != config else ""
+    if not promoted and status == "InService" and serving != config:
+        logger.warning("The experiment does not name its promotion's configuration: taking the one served, %s", serving)
+        promoted = str(serving)
+    state = replace(state, promoted=promoted)
+    if promoted and serves(endpoint, promoted):
+        return _begin(run, experiment, state, endpoint, guard.bake_seconds)
+    if status in ENDPOINT_FAILED or (status == "InService" and promoted and serving not in (promoted, config)):
         raise StopFailed(
-            f"The endpoint {endpoint['EndpointName']} is {endpoint['EndpointStatus']} on "
-            f"{endpoint.get('EndpointConfigName')}, not on {state.promoted}, which {run.name}'s promotion made "
-            f"({endpoint.get('FailureReason') or 'changed since'}): the bake could not start, nothing rolled back"
+            f"The endpoint {endpoint['EndpointName']} is {status} on {serving}, not on {promoted}, which "
+            f"{run.name}'s promotion made ({endpoint.get('FailureReason') or 'changed since'}): the bake could not "
+            "start, nothing rolled back"
         )
-    return Next(state)
+    return Next(state)  # still updating to the promotion: the deadline ends the wait
 
 
-def _begin(run: Run, experiment: Experiment, state: State, endpoint: Endpoint, bake_seconds: int) -> Next:
+def _begin(run: Run, experiment: Experiment, state: State, endpoint: Endpoint, bake_seconds: int) -> Next | Outcome:
     """The endpoint serves this event's promotion: the bake's window starts when it began to (AWS's time)."""
+    if state.follower and _answered_success(run):
+        return replace(Outcome.of(experiment, state.decision), endpoint_status=endpoint["EndpointStatus"])
     window = alarm_history.window_of(endpoint, experiment.get("CompletionTime"), bake_seconds)
     baking = replace(state, phase=Phase.BAKING, window=window)
     logger.info("%s serves the promotion since %.0f: baking until %.0f", run.name, window.start, window.end)
-    if window.end > run.timing.deadline - RESERVE_SECONDS:
+    # Only the delivery that stopped can have seen when the endpoint began serving: a copy reads LastModifiedTime
+    # later (auto scaling moves it), so its window may end later, which says nothing about the time left.
+    if not state.follower and window.end > run.timing.deadline - RESERVE_SECONDS:
         why = (
             f"the bake cannot end {RESERVE_SECONDS:.0f} s before the deadline "
             f"(CompletionTimeoutSeconds {run.declaration.completion_timeout_seconds}), which the rollback needs"
@@ -74,31 +82,55 @@ def _begin(run: Run, experiment: Experiment, state: State, endpoint: Endpoint, b
 
 
 def baking(run: Run, experiment: Experiment, state: State) -> Next | Outcome:
+    """A look during the bake (within its window), or, once CloudWatch has recorded it, its verdict."""
     guard, window = run.declaration.guard, state.window
     assert guard is not None  # noqa: S101 (a bake has both)
     assert window is not None  # noqa: S101
-    cloudwatch = run.services.cloudwatch
-    if run.now() < window.judged_at:
+    cloudwatch, now = run.services.cloudwatch, run.now()
+    if now < window.end:
         try:
             seen = alarm_history.look(cloudwatch, guard.alarms)
-        except StopFailed as error:  # not throttling (bake.look rides that out): AccessDenied, say
+        except StopFailed as error:  # not throttling (alarm_history.look rides that out): AccessDenied, say
             seen = BakeVerdict("fail", f"its alarms could not be read ({error})")
         return Next(state) if seen is None else fail(run, experiment, state, seen)
+    if now < window.judged_at:
+        return Next(state)  # after the window, a state seen now is not the window's: the history will tell
     try:
         verdict = alarm_history.verdict(cloudwatch, guard.alarms, window)
     except StopFailed as error:
-        if run.now() < run.timing.deadline - RESERVE_SECONDS / 2:
+        if now < run.timing.deadline - RESERVE_SECONDS / 2:
             logger.warning("The bake's verdict could not be read (%s); looking again", error)
             return Next(state)
         verdict = BakeVerdict("fail", f"its alarms could not be read ({error})")
-    if verdict.outcome == "pass":
+    if verdict.outcome != "pass":
+        return fail(run, experiment, state, verdict)
+    return _passed(run, experiment, state, verdict)
+
+
+def _passed(run: Run, experiment: Experiment, state: State, verdict: BakeVerdict) -> Next | Outcome:
+    """The alarms passed the bake: SUCCESS where the endpoint still serves the promotion (judged by its
+    configuration, never its status alone)."""
+    endpoint = _endpoint(run, experiment)
+    if endpoint is None:
+        if run.now() < run.timing.deadline - RESERVE_SECONDS / 2:
+            return Next(state)
+        return fail(run, experiment, state, BakeVerdict("fail", "the endpoint could not be read at the bake's end"))
+    if serves(endpoint, state.promoted):
         logger.info("The bake of %s's promotion passed: %s", run.name, verdict.why)
-        return Outcome.of(experiment, state.decision)
-    return fail(run, experiment, state, verdict)
+        return replace(Outcome.of(experiment, state.decision), endpoint_status=endpoint["EndpointStatus"])
+    config = run.declaration.guard.roll_back_to if run.declaration.guard else None
+    if config is not None and config in (updating_to(endpoint), _serving(endpoint)):
+        return _rolled_back_before(state)
+    shown = f"{endpoint['EndpointStatus']} on {endpoint.get('EndpointConfigName')}"
+    reason = f"; {endpoint['FailureReason']}" if endpoint.get("FailureReason") else ""
+    return fail(
+        run, experiment, state, BakeVerdict("fail", f"the endpoint no longer serves the promotion ({shown}{reason})")
+    )
 
 
-def fail(run: Run, experiment: Experiment, state: State, verdict: BakeVerdict) -> Next:
-    """A bake that did not pass: roll back where the guard says to, else fail saying what serves.
+def fail(run: Run, experiment: Experiment, state: State, verdict: BakeVerdict) -> Next | Outcome:
+    """A bake that did not pass: roll back where the guard says to (a copy leaves it to the delivery that
+    stopped), else fail saying what serves.
 
     Raises:
         StopFailed: without RollBackTo, or where SageMaker refused the rollback.
@@ -114,6 +146,13 @@ def fail(run: Run, experiment: Experiment, state: State, verdict: BakeVerdict) -
         raise StopFailed(
             f"{did_not_pass}; the endpoint {endpoint} still serves the promoted model (no roll_back_to declared)"
         )
+    inconclusive = verdict.outcome == "inconclusive"
+    rolling_back = replace(state, phase=Phase.ROLLING_BACK, why=verdict.why, inconclusive=inconclusive)
+    if state.follower:
+        if _answered_success(run):
+            return Outcome.of(experiment, state.decision)
+        logger.warning("%s; this copy leaves the rollback to the delivery that stopped, and watches", did_not_pass)
+        return Next(rolling_back)
     try:
         sent = run.sagemaker.roll_back(endpoint, guard.roll_back_to, state.promoted, run.gate)
     except NoStop as refused:
@@ -125,18 +164,30 @@ def fail(run: Run, experiment: Experiment, state: State, verdict: BakeVerdict) -
             f"Rollback after {verdict.why} failed: {error} (endpoint {endpoint}, configuration "
             f"{guard.roll_back_to}, experiment {run.name})"
         ) from error
-    logger.warning("%s; rollback %s", did_not_pass, sent.value)  # under way: an earlier delivery's (same answer)
-    inconclusive = verdict.outcome == "inconclusive"
-    return Next(replace(state, phase=Phase.ROLLING_BACK, why=verdict.why, inconclusive=inconclusive))
+    logger.warning("%s; rollback %s", did_not_pass, sent.value)
+    return Next(rolling_back)
+
+
+def _answered_success(run: Run) -> bool:
+    """Whether CloudFormation already completed this update: the delivery that stopped answered SUCCESS (its bake
+    passed), and a copy, which cannot tell when the endpoint began serving (auto scaling moves LastModifiedTime),
+    answers as it did."""
+    state = run.stack.status(run.reads_until())
+    answered = state is not None and not state.later_operation and state.status in COMPLETED
+    if answered:
+        logger.info("The stack completed this update: the delivery that stopped answered SUCCESS; so does this copy")
+    return answered
 
 
 def _rolled_back_before(state: State) -> Next:
-    """An earlier delivery of this event baked, saw the bake fail and rolled the endpoint back: answer as it did."""
-    why = state.why or "an earlier delivery of this event rolled the promotion back after its bake did not pass"
+    """Another delivery of this event baked, saw the bake fail and rolled the endpoint back: answer as it did."""
+    why = state.why or "another delivery of this event rolled the promotion back after its bake did not pass"
     return Next(replace(state, phase=Phase.ROLLING_BACK, why=why), at_once=True)
 
 
 def rolling_back(run: Run, experiment: Experiment, state: State) -> Next | Outcome:
+    """Wait for the endpoint to serve RollBackTo again: then answer (FAILED RolledBack, or an inconclusive bake's
+    fallback SUCCESS); a rollback that failed is FAILED quoting SageMaker."""
     guard = run.declaration.guard
     assert guard is not None  # noqa: S101 (only a rollback is here)
     assert guard.roll_back_to is not None  # noqa: S101
@@ -155,7 +206,7 @@ def rolling_back(run: Run, experiment: Experiment, state: State) -> Next | Outco
             f"RolledBack: {state.why}: the endpoint {name} of {run.name} was rolled back to {config} and serves it"
         )
     status = endpoint["EndpointStatus"]
-    if status in ENDPOINT_FAILED or (status == "InService" and endpoint.get("FailureReason")):
+    if not state.follower and (status in ENDPOINT_FAILED or (status == "InService" and endpoint.get("FailureReason"))):
         why = endpoint.get("FailureReason") or f"it serves {endpoint.get('EndpointConfigName')}"
         run.announcer.tell(f"Failed: {state.why}", "the rollback failed")
         raise StopFailed(

@@ -13,6 +13,7 @@ The README's lifecycle table says the same in prose, row for row.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from collections.abc import Mapping
@@ -40,7 +41,8 @@ logger = logging.getLogger(__name__)
 # StopOn, a replaced function) never stops anything.
 DECLARATIONS = frozenset({"Name", "ModelVariantActions", "DesiredModelVariants", "DesiredState", "Reason"})
 # Continuations this process has carried out, so that a duplicate delivery to a warm function is not run twice.
-_SEEN: deque[tuple[str, int]] = deque(maxlen=64)
+# Keyed by the whole record: two chains of one event (a copy's and the first delivery's) carry different records.
+_SEEN: deque[tuple[str, int, str]] = deque(maxlen=64)
 
 
 def handle(event: Mapping[str, Any], services: Services, budget: Budget) -> Outcome:
@@ -80,7 +82,7 @@ def _go_on(event: Mapping[str, Any], continuation: Continuation, services: Servi
     request_type = event.get("RequestType")
     if request_type not in ("Update", "Delete"):
         raise StopFailed(f"A continuation of a {quote(request_type)} event cannot be: nothing was stopped")
-    seen = (str(event.get("RequestId")), continuation.link)
+    seen = (str(event.get("RequestId")), continuation.link, json.dumps(continuation.record(), sort_keys=True))
     if seen in _SEEN:
         logger.warning("Link %d of request %s was delivered twice; this copy does nothing", seen[1], seen[0])
         return Outcome("", silent=True)

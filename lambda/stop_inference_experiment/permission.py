@@ -12,10 +12,11 @@ A stop cannot be undone, so it is sent only where all of these hold:
   is over finds the stack UPDATE_IN_PROGRESS again, in the next update);
 - in a clean-up, no other stopper of the stack still names the experiment (the construct moved).
 A rollback (UpdateEndpoint back to RollBackTo after a bake that did not pass) is sent only before the deadline,
-where the stack has begun no later operation (where it can be read: a stack rolling back does not refuse it,
-as restoring the endpoint is what makes it agree with the rolled-back stack), and where the endpoint is still
-on the configuration this event's promotion made; one already updating to RollBackTo, or serving it, is not
-sent again. Anything else raises NoStop, with the answer it deserves.
+where the stack has begun no later operation and has not completed this one (where it can be read: a stack
+rolling back does not refuse it, as restoring the endpoint is what makes it agree with the rolled-back stack;
+one that completed took a SUCCESS answer, and the endpoint stays as it declares), and where the endpoint is
+still on the configuration this event's promotion made; one already updating to RollBackTo, or serving it,
+is not sent again. Anything else raises NoStop, with the answer it deserves.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ WARRANTS = {
     "Delete": frozenset({"DELETE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"}),
 }
 CLEANUP = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+# An update CloudFormation has completed: it took a SUCCESS answer from each of its resources.
+COMPLETED = frozenset({"UPDATE_COMPLETE", CLEANUP})
 # X-Amz-Date is whole seconds: a LastUpdatedTime (or DeletionTime) up to this much after it can still be the
 # event's own operation.
 SENT_PRECISION_SECONDS = 1.0
@@ -292,43 +295,58 @@ class Gate:
         check_stack(self.request_type, self.stack.status(self.reads_until), self.name)
         check_time(self.request_type, self.timing, self.clock.time(), self.name, first_look=first_look)
 
-    def roll_back(self, endpoint: Endpoint | None, name: str, config: str, promoted: str) -> bool:
+    def roll_back(self, describe: Callable[[], Endpoint | None], name: str, config: str, promoted: str) -> bool:
         """The rollback to `config`: whether to send it (False: already updating to it, or serving it).
 
+        The stack is read first, then the endpoint, then the clock: whatever these reads take, the deadline is
+        checked last, right before the call.
+
         Args:
-            endpoint: DescribeEndpoint's answer, read right before (None: it could not be read).
+            describe: DescribeEndpoint, read right before (None: it could not be read).
             name: the endpoint's name.
             config: the configuration to roll back to.
             promoted: the configuration this event's promotion made.
 
         Raises:
-            NoStop: FAILED for the Update (SUCCESS for any other event): the deadline passed, the stack began a
-                later operation, the endpoint could not be read, or someone else changed it since.
+            NoStop: FAILED for the Update (SUCCESS for any other event): the stack began a later operation or
+                completed this one (CloudFormation took a SUCCESS answer), the endpoint could not be read or is
+                not on the promotion (someone else changed it, or it failed), or the deadline passed.
         """
         refused = f"endpoint {name} was not rolled back to {config}"
-        now = self.clock.time()
-        if now > self.timing.deadline:
-            self._refuse(f"{refused}: the deadline passed {now - self.timing.deadline:.0f} s ago")
         state = self.stack.status(min(self.reads_until, self.timing.deadline))
         if state is not None and state.later_operation:
             self._refuse(
                 f"{refused}: the stack began another operation after this {self.request_type} was sent (its "
                 "LastUpdatedTime or DeletionTime is later)"
             )
+        if state is not None and state.status in COMPLETED:
+            self._refuse(
+                f"{refused}: the stack is {state.status}: CloudFormation took a SUCCESS answer for this update, and "
+                "the endpoint is left as the stack declares"
+            )
+        endpoint = describe()
         if endpoint is None:
             self._refuse(f"{refused}: the endpoint could not be read right before")
         serving, status = endpoint.get("EndpointConfigName"), endpoint.get("EndpointStatus")
         pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
         if (status == "Updating" and pending == config) or (status == "InService" and serving == config):
             return False  # this event's rollback, sent before (by this delivery or another): not sent again
-        if serving == promoted and (status == "InService" or (status == "Updating" and pending in (None, promoted))):
-            return True
-        now_on = f"updating to {pending}" if pending else f"{status} on {serving}"
-        self._refuse(
-            f"{refused}: someone else changed the endpoint since (it is {now_on}, not on {promoted}, which this "
-            "event's promotion made)"
+        on_promotion = serving == promoted and (
+            status == "InService" or (status == "Updating" and pending in (None, promoted))
         )
-        return False  # unreachable (_refuse raises); said for the linter
+        if not on_promotion and (serving != promoted or pending not in (None, promoted)):
+            now_on = f"updating to {pending}" if pending else f"{status} on {serving}"
+            self._refuse(
+                f"{refused}: someone else changed the endpoint since (it is {now_on}, not on {promoted}, which this "
+                "event's promotion made)"
+            )
+        if not on_promotion:
+            why = endpoint.get("FailureReason") or "SageMaker gave no reason"
+            self._refuse(f"{refused}: the endpoint is {status} on {promoted} ({why})")
+        now = self.clock.time()
+        if now > self.timing.deadline:
+            self._refuse(f"{refused}: the deadline passed {now - self.timing.deadline:.0f} s ago")
+        return True
 
     def _refuse(self, reason: str) -> NoReturn:
         raise NoStop(reason, answers_failed=self.request_type == "Update")

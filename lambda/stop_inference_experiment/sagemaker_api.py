@@ -125,8 +125,7 @@ class SageMaker:
                 endpoint): nothing sent.
             StopFailed: SageMaker refused it, and the endpoint does not show it under way (SageMaker's words quoted).
         """
-        described = self._endpoint_now(endpoint, gate.reads_until)
-        if not gate.roll_back(described, endpoint, config, promoted):
+        if not gate.roll_back(lambda: self._endpoint_now(endpoint, gate.reads_until), endpoint, config, promoted):
             logger.info("The rollback of %s to %s is already under way or done: not sent again", endpoint, config)
             return Rollback.UNDER_WAY
         logger.warning("Rolling endpoint %s back to %s", endpoint, config)

@@ -41,6 +41,9 @@ class State:
     window: Window | None = None
     why: str = ""  # why the endpoint is rolled back: the bake's verdict
     inconclusive: bool = False  # that verdict was inconclusive (OnInconclusive decides the answer)
+    # A copy of the event: it found another delivery's stop (its own run sent none). It judges the bake as that
+    # delivery does, but leaves every action to it: it never sends a rollback.
+    follower: bool = False
 
     @property
     def stop_sent(self) -> bool:
@@ -55,7 +58,20 @@ class State:
             record["BakeStart"], record["BakeEnd"] = self.window.start, self.window.end
         if self.why:
             record["RollBackWhy"], record["Inconclusive"] = self.why, self.inconclusive
+        if self.follower:
+            record["Follower"] = True
         return record
+
+    def fits(self, bake_seconds: int | None, sent: float) -> bool:
+        """Whether a bake this state carries is one this function can have written for the event: a window of the
+        declared length, starting after the event was sent, on a configuration it names."""
+        if self.window is None:
+            return self.phase is not Phase.BAKING
+        return (
+            self.window.end - self.window.start == bake_seconds
+            and self.window.start >= sent - 1
+            and bool(self.promoted)
+        )
 
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> State:
@@ -78,6 +94,7 @@ class State:
             or (start is None) != (end is None)
             or (start is not None and not (number(start) and number(end)))
             or not isinstance(record.get("Inconclusive", False), bool)
+            or not isinstance(record.get("Follower", False), bool)
         ):
             raise StopFailed(f"The event's {CONTINUATION} is malformed ({quote(dict(record))}): nothing was stopped")
         if phase is None:
@@ -89,6 +106,7 @@ class State:
             None if start is None else Window(float(start), float(end or 0)),
             texts[2],
             bool(record.get("Inconclusive", False)),
+            bool(record.get("Follower", False)),
         )
 
 

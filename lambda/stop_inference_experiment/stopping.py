@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from outcomes import NoStop, Outcome, StopFailed
 from permission import MAX_LINKS
 from state import Next, Phase, State
-from waiting import HAND_ON_SECONDS, Continuation, Poller, hand_on
+from waiting import CONTINUATION, HAND_ON_SECONDS, Continuation, Poller, hand_on
 
 if TYPE_CHECKING:
     from invocation import Run
@@ -74,6 +74,9 @@ def carry_out(run: Run, experiment: Experiment) -> Outcome:
         StopFailed: where the event must be answered FAILED.
     """
     state = State.of(run.continuation.state) if run.continuation else State()
+    guard = run.declaration.guard
+    if not state.fits(guard.bake_seconds if guard else None, run.timing.sent):
+        raise StopFailed(f"The event's {CONTINUATION} holds a bake this event cannot have: nothing was done")
     wait = _Wait(run, experiment)
     while True:
         step = wait.look(state)
@@ -121,7 +124,8 @@ class _Wait:
                 logger.info(
                     "Inference experiment %s shows this event's own stop (an earlier delivery sent it)", run.name
                 )
-                return Next(State(Phase.STOPPING, own), at_once=True)
+                # A run that tried the stop itself (its answer lost) is the delivery that stopped; any other is a copy.
+                return Next(State(Phase.STOPPING, own, follower=not self.tried), at_once=True)
             if experiment["Status"] in ending.STOPPED:
                 ending.check_foreign_end(run.declaration.stop_request(), run.request_type, experiment)
                 return Outcome.of(experiment)
@@ -146,13 +150,8 @@ class _Wait:
         try:
             conflict = run.sagemaker.stop(decided.request, run.gate, first_look=self.first_look)
         except (ClientError, BotoCoreError) as error:
-            if run.request_type != "Delete":
-                raise
-            raise NoStop(
-                f"StopInferenceExperiment on {run.name} could not be sent ({type(error).__name__}: "
-                f"{message(error) if isinstance(error, ClientError) else error}); it may not have been stopped",
-                answers_failed=False,
-            ) from error
+            self.tried = True
+            return self._unanswered(error)
         self.tried = True
         if conflict is None:
             decision = decided.decision
@@ -171,6 +170,31 @@ class _Wait:
             raise StopFailed(f"SageMaker would not stop {run.name}: {conflict}")
         self.experiment = described
         return Next(State(Phase.STOPPING, decision) if conflict is None else State(), at_once=True)
+
+    def _unanswered(self, error: ClientError | BotoCoreError) -> Next:
+        """A stop that got no answer (throttled, or no connection, after botocore's retries): SageMaker may have
+        accepted it all the same (a read timeout), so the experiment is described again: a stop under way is this
+        run's own (it tried it); an experiment still Running was not stopped.
+
+        Raises:
+            NoStop: a Delete (SUCCESS with a warning: teardown must not stick).
+            StopFailed: an Update whose experiment was not stopped.
+        """
+        run = self.run
+        why = message(error) if isinstance(error, ClientError) else str(error)
+        unsent = f"StopInferenceExperiment on {run.name} could not be sent ({why})"
+        described = None
+        try:
+            described = run.sagemaker.read_experiment(run.name, run.reads_until())
+        except (Unreadable, StopFailed) as unread:
+            logger.warning("%s", unread)
+        if described is not None and described["Status"] in {"Stopping", *ending.STOPPED}:
+            logger.warning("%s, but the experiment is %s: looking whose stop it is", unsent, described["Status"])
+            self.experiment = described
+            return Next(State(), at_once=True)
+        if run.request_type == "Delete":
+            raise NoStop(f"{unsent}; it may not have been stopped", answers_failed=False) from error
+        raise StopFailed(f"{unsent}, and the experiment is not seen stopping: it may not have been stopped") from error
 
     def _stopping(self, state: State) -> Next | Outcome:
         run, experiment = self.run, self.experiment
@@ -196,9 +220,7 @@ class _Wait:
             )
         return self.previous[reason]
 
-    # Promoting, Baking and RollingBack: the endpoint and the alarms
-
-    # reads, pauses and the hand-on
+    # reads, pauses and the hand-on (Promoting, Baking and RollingBack are bake.py's)
 
     def _gone(self, decision: str) -> Outcome:
         return Outcome(str(self.run.event.get("PhysicalResourceId")), status="NotFound", decision=decision)
@@ -239,7 +261,12 @@ class _Wait:
                 run.declaration, run.request_type, self.experiment, waited, stop_sent=state.stop_sent, note=note
             )
             return replace(answer, decision=state.decision)
-        if state.phase is Phase.ROLLING_BACK:
+        if state.phase is Phase.ROLLING_BACK and state.follower:
+            why = (
+                f"The bake of {run.name}'s promotion did not pass by this copy's reading ({state.why}); the delivery "
+                f"that stopped rolls back, and the endpoint did not serve {config} yet (this copy sent nothing)"
+            )
+        elif state.phase is Phase.ROLLING_BACK:
             why = f"The rollback of {run.name}'s endpoint to {config} after {state.why} was still under way"
         elif state.phase is Phase.PROMOTING:
             why = f"The endpoint had not begun serving {run.name}'s promotion, {state.promoted}"
@@ -265,7 +292,7 @@ class _Wait:
                 run.event, handed, run.name, run.request_type, services.lambda_, run.budget.function_arn, services.clock
             )
         except StopFailed as error:
-            if state.phase is Phase.ROLLING_BACK:
+            if state.phase is Phase.ROLLING_BACK and not state.follower:
                 config = run.declaration.guard.roll_back_to if run.declaration.guard else None
                 raise StopFailed(f"{error}; the rollback to {config} was sent and may still complete") from error
             if state.phase is not Phase.BAKING:
