@@ -23,6 +23,7 @@ from typing import Any
 from unittest import mock
 
 import lifecycle
+import stopping
 from experiment_on_a_clock import ExperimentOnAClock
 from simulated import DELIVERY_SECONDS, RUN_SECONDS, Clock, RecordingLambda, seeded, sent_at, service_timeout
 
@@ -124,10 +125,10 @@ def new_stops(count: int) -> list[Stop]:
 def old_stops(count: int) -> list[Stop]:
     """The same handler on today's schedule (OldPoller in waiting.Poller's place)."""
     made = OldPoller.made
-    with mock.patch.object(lifecycle, "Poller", OldPoller):
+    with mock.patch.object(stopping, "Poller", OldPoller):
         stops = [stop(index, seeded(index)) for index in range(count)]
     if OldPoller.made == made:
-        raise RuntimeError("lifecycle no longer makes its Poller where the benchmark replaces it")
+        raise RuntimeError("stopping no longer makes its Poller where the benchmark replaces it")
     return stops
 
 

@@ -27,7 +27,9 @@ import aws_cdk as cdk
 from aws_cdk import custom_resources as cr
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "lambda" / "stop_inference_experiment"), str(ROOT / "benchmarks"), str(ROOT / "tests")]
+# As pytest's pythonpath, the construct (cdk/) included: a virtual environment made in another clone installs its
+# own tree's construct, and this tree's is the one measured.
+sys.path[:0] = [str(ROOT / folder) for folder in ("lambda/stop_inference_experiment", "benchmarks", "tests", "cdk")]
 
 from cfn_lint_gate import cfn_lint  # noqa: E402
 from iam_quota import (  # noqa: E402

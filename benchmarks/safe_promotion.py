@@ -1,9 +1,10 @@
 """Safe promotion (issue 15): what alarms, a bake and a rollback cost; judging a long window with a significance
 test; and the asset and its import time against the handler before issue 15.
 
-- The cost of alarms and a bake: the handler's real lifecycle, links and all, on the fake clock (as section 4),
-  against tests/alarms_on_a_clock.py's doubles: real botocore clients, every request validated against the
-  service model, every call counted. Exact figures, the same on every run (the poll's jitter is seeded).
+- The cost of alarms and a bake: guarded_promotion.py, the handler's real lifecycle, links and all, on the fake
+  clock (as section 4) against tests/alarms_on_a_clock.py's doubles, every call counted from what they recorded;
+  the calls per operation, when the answer comes after the bake's window, and a copy of the Update delivered
+  mid-bake beside the first delivery. Exact figures, the same on every run (the poll's jitter is seeded).
 - Judging: the one-sided Mann-Whitney U test of significance.py, and metrics.judge with Confidence set, on
   21,600 per-period values a side (15 days at 1-minute periods), CPU time in process; SciPy's
   `mannwhitneyu` beside it for reference (a test-only dependency, never in the asset).
@@ -15,7 +16,6 @@ test; and the asset and its import time against the handler before issue 15.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import random
@@ -24,39 +24,38 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lifecycle
 import metrics
 import significance
-from alarms_on_a_clock import Alarm, AlarmsOnAClock, EndpointOnAClock, EventBus, SelfInvoker, StackInProgress
-from outcomes import StopFailed
-from properties import Guard
-from simulated import (
-    DELIVERY_SECONDS,
-    ENDPOINT_UPDATE_SECONDS,
-    EVENT,
-    JITTER_SEED,
-    RUN_SECONDS,
-    Clock,
-    seeded,
-    sent_at,
-    service_timeout,
+from alarm_history import SETTLE_SECONDS
+from guarded_promotion import (
+    ALARMS,
+    BAKE,
+    BAKE_SECONDS,
+    COMPLETION_TIMEOUT,
+    FIRES_AFTER,
+    FLAP_SECONDS,
+    PROMOTION_SECONDS,
+    ROLLBACK,
+    Alarming,
+    Promotion,
+    at_minute_7,
+    flapping,
+    promote,
+    quiet,
 )
+from properties import Guard
+from simulated import ENDPOINT_UPDATE_SECONDS
+from waiting import MAX_POLL_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLER = "lambda/stop_inference_experiment"
-PROMOTION_SECONDS = 300  # the experiment Completed 2 minutes before its endpoint serves the shadow, as in section 5
-BAKE_SECONDS = 600
-FIRES_AFTER = 7 * 60  # the alarm fires at minute 7 of the bake
-COMPLETION_TIMEOUT = 3300
-ALARM = "shadow-latency"
-PRODUCTION_CONFIG = "shadow-test-endpoint-config-production"
+COPY_AT = 5  # the minute of the bake at which Lambda delivers a copy of the Update
 # Commits before issue 15: the parent of its first commit (a2f3f74), and the end of issue 14.
 BEFORE = (("2fb675c", "just before issue 15"), ("6f8a1cb", "issue 14 done"))
 PERIODS = 15 * 24 * 60  # 15 days at 1-minute periods: the longest window, at the shortest period
@@ -65,124 +64,202 @@ IMPORT_RUNS = 15
 
 
 @dataclass(frozen=True)
-class Promotion:
-    """One simulated guarded promotion, as CloudFormation and the AWS APIs saw it."""
+class Case:
+    """One declaration of the table: its guard and its alarm."""
 
-    status: str
-    decision: str
-    links: int
-    calls: dict[str, int]  # operation -> calls
-    after_serving: float  # seconds from the endpoint serving the promotion to the answer
-    after_alarm: float | None  # seconds from the alarm firing to the answer
-    rollback_after_alarm: float | None  # seconds from the alarm firing to the UpdateEndpoint
-
-    def count(self, *operations: str) -> int:
-        return sum(self.calls.get(operation, 0) for operation in operations)
+    label: str
+    guard: dict[str, Any] | None
+    alarm: Alarming = quiet
+    flaps: bool = False  # the alarm is in ALARM only between two looks
 
 
-def promote(guard: dict[str, Any] | None, fires_after: float = math.inf) -> Promotion:
-    """An Update that promotes, its endpoint serving the shadow PROMOTION_SECONDS after the stop; where the guard
-    rolls back, the endpoint takes as long again (ENDPOINT_UPDATE_SECONDS) to serve production's configuration."""
-    event: dict[str, Any] = json.loads(EVENT.read_text())
-    clock = Clock(sent_at(event))
-    experiment = EndpointOnAClock(
-        clock,
-        stop_takes=PROMOTION_SECONDS - ENDPOINT_UPDATE_SECONDS,
-        endpoint_takes=ENDPOINT_UPDATE_SECONDS,
-        update_takes=ENDPOINT_UPDATE_SECONDS,
-    )
-    alarms = AlarmsOnAClock(clock, [Alarm(ALARM, lambda: experiment.serving_at + fires_after)])
-    stack, invoker, bus = StackInProgress(clock, "UPDATE_IN_PROGRESS"), SelfInvoker(clock), EventBus(clock)
-    services = lifecycle.Services(
-        experiment.client, stack.client, clock, invoker.client, alarms.client, seeded(JITTER_SEED), bus.client
-    )
-    properties = event["ResourceProperties"]
-    properties["CompletionTimeoutSeconds"] = str(COMPLETION_TIMEOUT)
-    properties["ServiceTimeout"] = str(service_timeout(COMPLETION_TIMEOUT))
-    if guard is not None:
-        properties["PromotionGuard"] = guard
-    event["RequestId"] = str(uuid.uuid4())
-    links, status = 0, "SUCCESS"
-    while True:
-        links += 1
-        budget = lifecycle.Budget(time_left=RUN_SECONDS, function_arn="arn:aws:lambda:us-east-1:1:function:f")
-        try:
-            outcome = lifecycle.handle(event, services, budget)
-        except StopFailed:
-            status = "FAILED"
-            break
-        if not outcome.silent:
-            break
-        if len(invoker.payloads) != links:
-            raise RuntimeError(f"run {links} neither answered nor handed the wait on")
-        event = invoker.payloads[-1]
-        clock.sleep(DELIVERY_SECONDS)
-    calls: dict[str, int] = {}
-    for double in (experiment.recorder, alarms.recorder, bus.recorder, stack.recorder, invoker.recorder):
-        for request in double.requests:
-            calls[request.operation] = calls.get(request.operation, 0) + 1
-    fired = experiment.serving_at + fires_after
-    updates = experiment.recorder.of("UpdateEndpoint")
-    return Promotion(
-        status,
-        bus.details[-1]["decision"],  # the last decision announced
-        links,
-        calls,
-        clock.time() - experiment.serving_at,
-        clock.time() - fired if math.isfinite(fired) else None,
-        updates[0].at - fired if updates else None,
-    )
+@dataclass(frozen=True)
+class Row:
+    """A declaration, measured."""
+
+    case: Case
+    alone: Promotion  # the Update delivered once
+    with_copy: Promotion | None  # the same, a copy delivered at minute COPY_AT of the bake (a bake only)
 
 
-ALARMS = {"Alarms": [ALARM]}
-BAKE = {**ALARMS, "BakeSeconds": str(BAKE_SECONDS)}
-ROLLBACK = {**BAKE, "RollBackTo": PRODUCTION_CONFIG}
+def measured() -> list[Row]:
+    calm = promote(ROLLBACK)
+    minute = FIRES_AFTER // 60
+    cases = [
+        Case("no guard", None),
+        Case("one alarm, no bake", ALARMS),
+        Case(f"{BAKE_SECONDS // 60}-minute bake, the alarm stays OK", ROLLBACK),
+        Case(f"... the alarm fires at minute {minute}, no `roll_back_to`", BAKE, at_minute_7),
+        Case(f"... the alarm fires at minute {minute}, `roll_back_to`", ROLLBACK, at_minute_7),
+        Case(
+            f"... in ALARM for {FLAP_SECONDS} s between two looks (minute {minute}), `roll_back_to`",
+            ROLLBACK,
+            flapping(calm),
+            flaps=True,
+        ),
+    ]
+    rows = []
+    for case in cases:
+        alone = promote(case.guard, case.alarm)
+        if case.flaps and seen(alone):
+            raise RuntimeError("a look saw the alarm that was to flap between two looks")
+        bakes = case.guard is not None and "BakeSeconds" in case.guard
+        with_copy = promote(case.guard, case.alarm, copy_at=alone.serving_at + COPY_AT * 60) if bakes else None
+        rows.append(Row(case, alone, with_copy))
+    return rows
+
+
+def seen(promotion: Promotion) -> bool:
+    """Whether a look found the alarm in ALARM."""
+    fired = promotion.fired
+    return fired is not None and any(fired <= look < fired + FLAP_SECONDS for look in promotion.looks)
+
+
+CALLED = (
+    "DescribeInferenceExperiment",
+    "DescribeEndpoint",
+    "DescribeAlarms",
+    "DescribeAlarmHistory",
+    "DescribeStacks",
+    "UpdateEndpoint",
+)
+
+
+def signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}"
+
+
+def around(seconds: float) -> str:
+    """Seconds from the window's end, in words."""
+    return f"{abs(seconds):.1f} s {'before' if seconds < 0 else 'after'}"
 
 
 def bake_cost() -> Iterator[str]:
+    rows = measured()
     yield (
         f"A simulated {PROMOTION_SECONDS // 60}-minute promotion (as section 5) declared with a `PromotionGuard` of "
-        f"one alarm, then with a {BAKE_SECONDS // 60}-minute bake, then with an alarm that fires at minute "
-        f"{FIRES_AFTER // 60} of the bake, with and without `roll_back_to` (the rollback's endpoint update takes "
-        f"{ENDPOINT_UPDATE_SECONDS:.0f} s, as the promotion's). Completion timeout {COMPLETION_TIMEOUT // 60} minutes, "
-        "runs of 15 minutes. Calls counted on the doubles; seconds on the simulated clock.\n"
+        f"one alarm, then with a {BAKE_SECONDS // 60}-minute bake: the alarm stays OK; it fires at minute "
+        f"{FIRES_AFTER // 60} of the bake (and stays in ALARM), with and without `roll_back_to`; it is in ALARM for "
+        f"{FLAP_SECONDS} s between two looks of the bake, from its minute {FIRES_AFTER // 60} on. The rollback's "
+        f"endpoint update takes {ENDPOINT_UPDATE_SECONDS:.0f} s, as the promotion's. Completion timeout "
+        f"{COMPLETION_TIMEOUT // 60} minutes, runs of 15 minutes. The handler's real lifecycle runs link by link on "
+        "the fake clock (as section 4) against tests/alarms_on_a_clock.py's doubles (real botocore clients, every "
+        "request validated against the service model); calls are counted from what the doubles recorded, for one "
+        "delivery of the Update from CloudFormation's event to its answer, every link included.\n"
+    )
+    yield "| declaration | answer | links | " + " | ".join(f"`{operation}`" for operation in CALLED) + " |"
+    yield "|---|---|---:|" + "---:|" * len(CALLED)
+    for row in rows:
+        [answer] = row.alone.answers
+        calls = " | ".join(str(row.alone.calls[operation]) for operation in CALLED)
+        yield f"| {row.case.label} | {answer.status} `{answer.decision}` | {answer.links} | {calls} |"
+    yield from calls_said(rows)
+    yield (
+        "When the answer comes, in seconds after the end of the bake's window (the endpoint's `LastModifiedTime`, "
+        f"when it began serving the promotion, plus {BAKE_SECONDS // 60} minutes) and after the alarm went to ALARM; "
+        f"then the same Update with a copy delivered at minute {COPY_AT} of the bake, while the first delivery is "
+        "baking (Lambda delivers an event at least once): each delivery carried out on its own, link by link, on one "
+        "clock against the same AWS, the two taking turns as two execution environments would "
+        "(`benchmarks/taking_turns.py`), each with its own seeded jitter.\n"
     )
     yield (
-        "| declaration | answer | links | DescribeInferenceExperiment | DescribeAlarms | UpdateEndpoint + "
-        "DescribeEndpoint | PutEvents | answer after the endpoint serves (s) | alarm to rollback asked (s) "
-        "| alarm to answer (s) |"
+        "| bake | answer after the window's end (s) | after the alarm (s) | `UpdateEndpoint` after the alarm (s) "
+        f"| with a copy at minute {COPY_AT}: the first delivery's answer after the end (s) | the copy's (s) "
+        "| the copy's answer | `UpdateEndpoint` calls, both deliveries |"
     )
-    yield "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    rows = (
-        ("no guard", None, math.inf),
-        ("one alarm, no bake", ALARMS, math.inf),
-        (f"alarm + {BAKE_SECONDS // 60}-minute bake, no alarm fires", BAKE, math.inf),
-        (f"... alarm fires at minute {FIRES_AFTER // 60}, no `roll_back_to`", BAKE, FIRES_AFTER),
-        (f"... alarm fires at minute {FIRES_AFTER // 60}, `roll_back_to`", ROLLBACK, FIRES_AFTER),
-    )
-    measured = []
-    for label, guard, fires in rows:
-        run = promote(guard, fires)
-        measured.append(run)
-        rollback = "-" if run.rollback_after_alarm is None else f"{run.rollback_after_alarm:.1f}"
-        alarm = "-" if run.after_alarm is None else f"{run.after_alarm:.1f}"
+    yield "|---|---:|---:|---:|---:|---:|---|---:|"
+    for row in rows:
+        if row.with_copy is None:
+            continue
+        alone, both = row.alone, row.with_copy
+        first, second = both.answers
+        if (second.status, second.decision) == (first.status, first.decision):
+            copied = "as the first's"
+        else:
+            copied = f"{second.status} `{second.decision}` (the first's: `{first.decision}`)"
         yield (
-            f"| {label} | {run.status} `{run.decision}` | {run.links} | {run.count('DescribeInferenceExperiment')} "
-            f"| {run.count('DescribeAlarms')} | {run.count('UpdateEndpoint', 'DescribeEndpoint')} "
-            f"| {run.count('PutEvents')} | {run.after_serving:.1f} | {rollback} | {alarm} |"
+            f"| {row.case.label} | {alone.after_end():+.1f} | {signed(alone.after_alarm())} "
+            f"| {signed(alone.rollback_after_alarm())} | {both.after_end(0):+.1f} | {both.after_end(1):+.1f} "
+            f"| {copied} | {len(both.rollbacks)} |"
         )
-    plain, alarmed, baked = measured[0], measured[1], measured[2]
-    reads = baked.count("DescribeInferenceExperiment") - alarmed.count("DescribeInferenceExperiment")
+    yield from times_said(rows)
+
+
+def calls_said(rows: list[Row]) -> Iterator[str]:
+    plain, alarmed, calm, failed, rolled, flapped = (row.alone.calls for row in rows)
+    first_look = rows[2].alone.looks[0] - rows[2].alone.serving_at
     yield (
-        f"\nAlarms before the stop: {alarmed.count('DescribeAlarms')} `DescribeAlarms` call and "
-        f"{alarmed.after_serving - plain.after_serving:+.1f} s. The bake is the wait itself: "
-        f"{baked.count('DescribeAlarms') - alarmed.count('DescribeAlarms')} more `DescribeAlarms` calls (one per "
-        f"look, at most 15 s apart) and {baked.after_serving - alarmed.after_serving:+.1f} s before the answer; "
-        f"SageMaker is not polled meanwhile, but each later run reads the experiment as it starts ({reads} more "
-        f"`DescribeInferenceExperiment` here: the bake outlasted the first run). An alarm that fires is seen at the "
-        "next look; a rollback is one `UpdateEndpoint`, then `DescribeEndpoint` at the poll's pace until the "
-        "endpoint serves production's configuration again.\n"
+        f"\nAlarms before the stop: {alarmed['DescribeAlarms'] - plain['DescribeAlarms']} `DescribeAlarms` call, and "
+        f"{alarmed['DescribeStacks'] - plain['DescribeStacks']} more `DescribeStacks` (the gate is asked before a "
+        "guard reads, and again right before the stop). The bake is the wait itself: "
+        f"{calm['DescribeEndpoint']} `DescribeEndpoint` once the experiment has completed, which finds the endpoint "
+        "serving the promotion and gives the window its start (its `LastModifiedTime`, "
+        f"{first_look:.1f} s before that look: AWS's time, not the poll's), then "
+        f"{calm['DescribeAlarms'] - alarmed['DescribeAlarms']} `DescribeAlarms` calls, one per look (at most "
+        f"{MAX_POLL_SECONDS:.0f} s apart; the last is the verdict's, at the window's end plus {SETTLE_SECONDS:.0f} s). "
+        "The experiment is not polled meanwhile, but each later run reads it as it starts "
+        f"({calm['DescribeInferenceExperiment'] - alarmed['DescribeInferenceExperiment']} more "
+        "`DescribeInferenceExperiment`: the bake outlasted the first run). `DescribeAlarmHistory` is read at the "
+        "verdict only, for each alarm that changed state after the window's start: not where the alarm stays OK, "
+        "not where a look sees it in ALARM (the bake fails at that look, "
+        f"{failed['DescribeAlarms'] - alarmed['DescribeAlarms']} looks in), {flapped['DescribeAlarmHistory']} call "
+        "(one page) where it was in ALARM only between two looks. A rollback is one `UpdateEndpoint`, right after "
+        "the gate's `DescribeStacks` and `DescribeEndpoint`, then `DescribeEndpoint` at the poll's pace until the "
+        f"endpoint serves production's configuration again: +{rolled['DescribeStacks'] - failed['DescribeStacks']} "
+        f"`DescribeStacks` and +{rolled['DescribeEndpoint'] - failed['DescribeEndpoint']} `DescribeEndpoint` over "
+        f"the update's {ENDPOINT_UPDATE_SECONDS:.0f} s.\n"
     )
+
+
+def times_said(rows: list[Row]) -> Iterator[str]:
+    calm, failed, rolled, flapped = (row.alone for row in rows if row.with_copy is not None)
+    calm_copy, failed_copy, rolled_copy, flapped_copy = (row.with_copy for row in rows if row.with_copy is not None)
+    yield (
+        f"\nA bake that passes answers {around(calm.after_end())} its window's end: the pause before the verdict "
+        f"is cut short to fall on the end plus `alarm_history.SETTLE_SECONDS` ({SETTLE_SECONDS:.0f} s, for "
+        "CloudWatch to record what happened), and the verdict reads the window's history then. An alarm that a look "
+        f"sees fails the bake at that look, {failed.after_alarm():.1f} s after it here: without `roll_back_to` the "
+        f"Update is answered FAILED then, {around(failed.after_end())} the window's end; with it, "
+        "`UpdateEndpoint` is sent at that look, and the answer comes once the endpoint serves production's "
+        f"configuration again, {rolled.after_alarm():.1f} s after the alarm (the update's "
+        f"{ENDPOINT_UPDATE_SECONDS:.0f} s and the next look). An alarm in ALARM only between two looks fails the bake "
+        f"at the verdict, from CloudWatch's history: the rollback is sent {flapped.rollback_after_alarm():.1f} s after "
+        f"the alarm, and the answer comes {around(flapped.after_end())} the window's end.\n"
+    )
+    apart = max(abs(p.answers[1].at - p.answers[0].at) for p in (failed_copy, rolled_copy))
+    if calm_copy.after_end(0) == calm_copy.after_end(1):
+        passed = f"at the same instant, {around(calm_copy.after_end())} the window's end"
+    else:
+        passed = f"{around(calm_copy.after_end(0))} and {around(calm_copy.after_end(1))} the window's end"
+    if len(rolled_copy.rollbacks) == 1:
+        once = "`UpdateEndpoint` is sent once: the later delivery finds the endpoint already updating to `roll_back_to`"
+        once += ", sends nothing, and waits for it"
+    else:
+        once = f"`UpdateEndpoint` is sent {len(rolled_copy.rollbacks)} times: SageMaker refuses all but the first"
+    yield (
+        f"A copy delivered at minute {COPY_AT} of the bake reads the same window from the endpoint, and so judges as "
+        f"the first delivery does: where the bake passes, both answer SUCCESS {passed} (before issue 20 a copy "
+        "began a bake of its own from the experiment's `CompletionTime` and answered 30 s after the endpoint began "
+        "serving, 10 minutes early). Where a look sees the alarm, each delivery fails at its own next look, at most "
+        f"{apart:.1f} s apart here (the copy's looks have their own jitter), with the same answer; {once}.\n"
+    )
+    first, second = flapped_copy.answers
+    earlier = "the copy's" if second.at < first.at else "the first delivery's"
+    if seen(flapped_copy):
+        yield (
+            f"The alarm in ALARM between two of the first delivery's looks fell on one of the copy's: the copy failed "
+            f"at that look and rolled back, answering {around(flapped_copy.after_end(1))} the window's end; the first "
+            "delivery found the alarm in the history at the verdict and the rollback the copy had sent, sent nothing, "
+            f"and answered {around(flapped_copy.after_end(0))} the window's end. Both answered FAILED after the one "
+            f"rollback, in other words: the copy `{second.decision}`, the first `{first.decision}`. CloudFormation "
+            f"keeps the first answer it gets, here {earlier}.\n"
+        )
+    else:
+        yield (
+            "The alarm in ALARM between two looks fell between the copy's looks too: both found it in the history at "
+            f"the verdict and answered {around(flapped_copy.after_end(0))} and {around(flapped_copy.after_end(1))} "
+            "the window's end.\n"
+        )
 
 
 def latencies(seed: int, scale: float) -> list[float]:
@@ -304,7 +381,7 @@ def import_ms(python: Path, assets: dict[str, Path], statement: str) -> dict[str
 
 def assets_against_before(work: Path) -> Iterator[str]:
     assets = {f"`{commit}` ({why})": handler_at(commit, work / commit) for commit, why in BEFORE}
-    assets["this tree (issue 15)"] = handler_at("", work / "now")
+    assets["this tree"] = handler_at("", work / "now")
     subprocess.run([sys.executable, "-m", "venv", work / "venv"], check=True)
     python = work / "venv" / "bin" / "python"
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "boto3"], check=True)
@@ -328,14 +405,15 @@ def assets_against_before(work: Path) -> Iterator[str]:
         )
     scipy_files, scipy_bytes = installed("scipy", "numpy")
     yield f"| for reference: SciPy + NumPy as installed here | | {scipy_files:,} | {scipy_bytes:,} | | | |"
-    now, before = "this tree (issue 15)", next(iter(assets))
+    now, before = "this tree", next(iter(assets))
+    new = sorted({module.stem for module in assets[now].glob("*.py")} - {m.stem for m in assets[before].glob("*.py")})
     yield (
         f"\nAgainst {before}: zipped asset x{sizes[now][2] / sizes[before][2]:.2f} "
         f"({sizes[now][2] - sizes[before][2]:+,} bytes), `import index` "
         f"x{statistics.median(handler[now]) / statistics.median(handler[before]):.2f} (import times on a shared "
-        "machine spread widely: read the medians side by side). The new modules (bake, announce, significance) are "
-        f"pure Python on the standard library; SciPy and NumPy would be {scipy_bytes / sizes[now][1]:,.0f} times "
-        "this asset on disk.\n"
+        f"machine spread widely: read the medians side by side). The new modules ({', '.join(new)}) are pure "
+        "Python on the standard library and botocore, which the runtime provides; SciPy and NumPy would be "
+        f"{scipy_bytes / sizes[now][1]:,.0f} times this asset on disk.\n"
     )
 
 
