@@ -192,9 +192,10 @@ def calls_said(rows: list[Row]) -> Iterator[str]:
         f"\nAlarms before the stop: {alarmed['DescribeAlarms'] - plain['DescribeAlarms']} `DescribeAlarms` call, and "
         f"{alarmed['DescribeStacks'] - plain['DescribeStacks']} more `DescribeStacks` (the gate is asked before a "
         "guard reads, and again right before the stop). The bake is the wait itself: "
-        f"{calm['DescribeEndpoint']} `DescribeEndpoint` once the experiment has completed, which finds the endpoint "
-        "serving the promotion and gives the window its start (its `LastModifiedTime`, "
-        f"{first_look:.1f} s before that look: AWS's time, not the poll's), then "
+        f"{calm['DescribeEndpoint']} `DescribeEndpoint`: once the experiment has completed, to find the endpoint "
+        "serving the promotion and give the window its start (its `LastModifiedTime`, "
+        f"{first_look:.1f} s before that look: AWS's time, not the poll's), and once with the verdict, that the "
+        "endpoint still serves it (a pass is judged by the configuration served); then "
         f"{calm['DescribeAlarms'] - alarmed['DescribeAlarms']} `DescribeAlarms` calls, one per look (at most "
         f"{MAX_POLL_SECONDS:.0f} s apart; the last is the verdict's, at the window's end plus {SETTLE_SECONDS:.0f} s). "
         "The experiment is not polled meanwhile, but each later run reads it as it starts "
@@ -232,8 +233,8 @@ def times_said(rows: list[Row]) -> Iterator[str]:
     else:
         passed = f"{around(calm_copy.after_end(0))} and {around(calm_copy.after_end(1))} the window's end"
     if len(rolled_copy.rollbacks) == 1:
-        once = "`UpdateEndpoint` is sent once: the later delivery finds the endpoint already updating to `roll_back_to`"
-        once += ", sends nothing, and waits for it"
+        once = "`UpdateEndpoint` is sent once, by the delivery that stopped: a copy judges the bake but never acts, "
+        once += "and answers once the endpoint serves `roll_back_to`"
     else:
         once = f"`UpdateEndpoint` is sent {len(rolled_copy.rollbacks)} times: SageMaker refuses all but the first"
     yield (
@@ -247,18 +248,18 @@ def times_said(rows: list[Row]) -> Iterator[str]:
     earlier = "the copy's" if second.at < first.at else "the first delivery's"
     if seen(flapped_copy):
         yield (
-            f"The alarm in ALARM between two of the first delivery's looks fell on one of the copy's: the copy failed "
-            f"at that look and rolled back, answering {around(flapped_copy.after_end(1))} the window's end; the first "
-            "delivery found the alarm in the history at the verdict and the rollback the copy had sent, sent nothing, "
-            f"and answered {around(flapped_copy.after_end(0))} the window's end. Both answered FAILED after the one "
-            f"rollback, in other words: the copy `{second.decision}`, the first `{first.decision}`. CloudFormation "
-            f"keeps the first answer it gets, here {earlier}.\n"
+            f"The alarm in ALARM between two of the first delivery's looks fell on one of the copy's: the copy saw it "
+            "at that look and left the rollback to the first delivery, which found the alarm in CloudWatch's history "
+            "at the verdict and rolled back; the copy answered once the endpoint served `roll_back_to`, "
+            f"{around(flapped_copy.after_end(1))} the window's end, the first {around(flapped_copy.after_end(0))} it. "
+            f"Both answered FAILED after the one rollback: the copy `{second.decision}`, the first "
+            f"`{first.decision}`. CloudFormation keeps the first answer it gets, here {earlier}.\n"
         )
     else:
         yield (
             "The alarm in ALARM between two looks fell between the copy's looks too: both found it in the history at "
-            f"the verdict and answered {around(flapped_copy.after_end(0))} and {around(flapped_copy.after_end(1))} "
-            "the window's end.\n"
+            "the verdict, the first delivery rolled back (the copy left it to it), and they answered "
+            f"{around(flapped_copy.after_end(0))} and {around(flapped_copy.after_end(1))} the window's end.\n"
         )
 
 
