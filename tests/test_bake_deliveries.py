@@ -9,10 +9,10 @@ import datetime
 from typing import Any
 
 import lifecycle
-from alarms_on_a_clock import PRODUCTION_CONFIG, EndpointOnAClock, _refused
+from alarms_on_a_clock import PRODUCTION_CONFIG, Alarm, EndpointOnAClock, _refused
 from botocore.exceptions import ReadTimeoutError
 from conftest import response_server  # noqa: F401 (a fixture the world needs)
-from test_bake import BAKE_SECONDS, GUARD, SHORT_RUN_MILLIS, World, world  # noqa: F401 (world: a fixture)
+from test_bake import BAKE_SECONDS, FIRED, GUARD, SHORT_RUN_MILLIS, World, world  # noqa: F401 (world: a fixture)
 
 NEWER = "shadow-test-endpoint-config-newer"  # someone else's configuration (a pipeline, the console)
 
@@ -64,6 +64,7 @@ def test_an_alarm_just_after_the_window_does_not_split_the_deliveries(world: Any
     w.deliver(w.event, 60_000)
     w.clock.now = max(w.clock.now, end + 31)
     w.deliver(link)
+    w.stack.status = "UPDATE_COMPLETE"  # CloudFormation took the first delivery's SUCCESS
     for handed in w.invoker.payloads[1:]:
         w.deliver(handed)
 
@@ -210,3 +211,143 @@ def test_a_stack_read_that_hangs_past_the_deadline_sends_no_rollback_after_it(wo
     # THEN no UpdateEndpoint leaves after the deadline: the gate reads the clock last
     assert all(update.at <= sent + 1800 for update in w.endpoint.recorder.of("UpdateEndpoint"))
     assert chain.answer["Status"] == "FAILED"
+
+
+# From the second review: who is the delivery that stopped, and a copy whose first delivery is gone or late.
+
+
+def _stops_time_out(w: World) -> None:
+    """Every answer of StopInferenceExperiment lost (a read timeout), though SageMaker takes the stop."""
+    endpoint = w.endpoint
+    answered = endpoint._answer
+
+    def answer(model: Any, params: Any, **given: Any) -> Any:
+        result = answered(model, params, **given)
+        if model.name == "StopInferenceExperiment":
+            raise ReadTimeoutError(endpoint_url="https://api.sagemaker.us-east-1.amazonaws.com/")
+        return result
+
+    taken: Any = answered
+    endpoint.client.meta.events.unregister("before-call.sagemaker.*", taken)
+    endpoint.client.meta.events.register_first("before-call.sagemaker.*", answer)
+
+
+def test_the_later_links_of_a_delivery_whose_stop_answer_was_lost_are_still_its_own(world: Any) -> None:  # noqa: F811
+    # GIVEN a stop taken but unanswered, an experiment that reports its StatusReason only once it has ended, runs
+    # short enough that the wait is handed on while Stopping, and an alarm at minute 2 of the bake
+    w: World = world(GUARD, fires_after=120, stop_takes=700)
+    described = w.endpoint._describe
+
+    def describe() -> dict[str, Any]:
+        found = described()
+        if found["Status"] == "Stopping":
+            found.pop("StatusReason", None)
+        return found
+
+    w.endpoint._describe = describe  # type: ignore[method-assign]
+    _stops_time_out(w)
+
+    chain = w.chain(SHORT_RUN_MILLIS)
+
+    # THEN the only delivery rolls back: its later links did not take themselves for a copy
+    assert not any(p[lifecycle.CONTINUATION].get("Follower") for p in chain.payloads)
+    assert len(w.endpoint.updates) == 1
+    assert chain.answer["Reason"].startswith("RolledBack: ")
+
+
+def test_a_copy_rolls_back_itself_where_the_delivery_that_stopped_is_gone(world: Any) -> None:  # noqa: F811
+    # GIVEN the first delivery's hand-on lost mid-bake (a read timeout, and Lambda never runs it); an alarm at minute 7
+    w: World = world(GUARD, fires_after=7 * 60)
+    invoker = w.invoker
+    taken: Any = invoker._answer
+    lost = [False]
+
+    def answer(model: Any, **given: Any) -> Any:
+        if model.name == "Invoke" and not lost[0]:
+            lost[0] = True
+            raise ReadTimeoutError(endpoint_url="https://lambda.us-east-1.amazonaws.com/")
+        return taken(model, **given)
+
+    invoker.client.meta.events.unregister("before-call.lambda.*", taken)
+    invoker.client.meta.events.register_first("before-call.lambda.*", answer)
+    w.deliver(w.event, SHORT_RUN_MILLIS)
+    assert lost[0]
+    assert w.server.bodies == []
+
+    # WHEN a copy of the Update is delivered, and its links run
+    w.deliver(w.event)
+    while not w.server.bodies:
+        w.deliver(w.invoker.payloads[-1])
+
+    # THEN the copy, seeing no rollback by the deadline less the reserve, rolls back itself before it answers
+    # (here the update outlasts the deadline: FAILED, saying the rollback is under way)
+    assert len(w.endpoint.updates) == 1
+    assert w.server.only_answer["Reason"].startswith(
+        f"The rollback of shadow-test's endpoint to {PRODUCTION_CONFIG} after {FIRED} was still under way"
+    )
+
+
+def test_a_copy_does_not_take_the_endpoint_before_the_promotion_for_a_rollback(world: Any) -> None:  # noqa: F811
+    # GIVEN an experiment reported Completed while its endpoint shows production's configuration for 20 s more
+    w: World = world(GUARD)
+    original = w.endpoint._endpoint
+
+    def described() -> dict[str, Any]:
+        found = original()
+        completed = w.endpoint.completed_at
+        if completed <= w.clock.time() < completed + 20 and w.endpoint.updated is None:
+            found.update(EndpointStatus="InService", EndpointConfigName=PRODUCTION_CONFIG)
+            found.pop("PendingDeploymentSummary", None)
+        return found
+
+    w.endpoint._endpoint = described  # type: ignore[method-assign]
+    w.deliver(w.event, 60_000)  # the first delivery stops and hands on while Stopping
+    [first_link] = w.invoker.payloads
+
+    # WHEN a copy is delivered now, then the first delivery's link, CloudFormation completes, then the copy's link
+    w.deliver(w.event)
+    copy_links = w.invoker.payloads[1:]
+    w.deliver(first_link)
+    w.stack.status = "UPDATE_COMPLETE"
+    for handed in copy_links:
+        w.deliver(handed)
+
+    # THEN nothing was rolled back, and every answer is SUCCESS
+    assert w.endpoint.updates == []
+    assert {body["Status"] for body in w.server.bodies} == {"SUCCESS"}
+
+
+def test_a_copy_that_saw_the_promotion_first_never_answers_success_before_the_first_delivery(
+    world: Any,  # noqa: F811
+) -> None:
+    # GIVEN an alarm 10 s after the bake's window as the copy reads it, within the first delivery's later window
+    w: World = world(GUARD, fires_after=610)
+    w.deliver(w.event, 60_000)  # the first delivery: the stop, then a hand-on while Stopping
+    [first_link] = w.invoker.payloads
+    w.deliver(w.event, 225_000)  # a copy, the first to see the endpoint serve the promotion
+    copy_link = w.invoker.payloads[-1]
+    autoscale(w.endpoint, w.clock.time())  # auto scaling moves LastModifiedTime
+    w.clock.sleep(1)
+    w.deliver(first_link, 320_000)  # the first delivery's link, held in Lambda's queue until now
+    first_link_2 = w.invoker.payloads[-1]
+
+    w.deliver(copy_link)
+    w.deliver(first_link_2)
+
+    # THEN the first answer CloudFormation gets is not a SUCCESS the endpoint's rollback contradicts
+    first = w.server.bodies[0]
+    assert not (first["Status"] == "SUCCESS" and w.endpoint.updates)
+
+
+def test_a_refused_rollback_is_said_first_in_the_reason_cloudformation_shows(world: Any) -> None:  # noqa: F811
+    long_name = "shadow-" + "latency-" * 16  # 135 characters (CloudWatch allows 255)
+    w: World = world({**GUARD, "Alarms": [long_name]}, alarms=lambda e: [Alarm(long_name, lambda: e.serving_at + 420)])
+    w.deliver(w.event, SHORT_RUN_MILLIS)
+    [link] = w.invoker.payloads
+    w.endpoint.updated = (w.clock.time(), NEWER)
+
+    w.deliver(link)
+
+    answer = w.server.only_answer
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"].startswith(f"endpoint shadow-test-endpoint was not rolled back to {PRODUCTION_CONFIG}")

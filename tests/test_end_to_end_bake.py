@@ -145,8 +145,8 @@ def test_a_bake_whose_alarm_fires_rolls_back_across_three_processes(
     answer = response_server.only_answer
     assert answer["Status"] == "FAILED"
     assert answer["Reason"] == (
-        "RolledBack: alarm shadow-latency was in ALARM during the bake: the endpoint shadow-test-endpoint of "
-        "shadow-test was rolled back to shadow-test-endpoint-config-production and serves it"
+        "RolledBack: the endpoint shadow-test-endpoint of shadow-test was rolled back to "
+        "shadow-test-endpoint-config-production and serves it: alarm shadow-latency was in ALARM during the bake"
     )
     continuations = [payload[CONTINUATION] for payload in (link_two, link_three)]
     assert [c["Link"] for c in continuations] == [2, 3]

@@ -44,6 +44,9 @@ class State:
     # A copy of the event: it found another delivery's stop (its own run sent none). It judges the bake as that
     # delivery does, but leaves every action to it: it never sends a rollback.
     follower: bool = False
+    # This delivery's chain tried the stop itself (its answer lost, or refused as a conflict): a stop found under way
+    # is its own, in this run or a later link, never a copy's.
+    tried: bool = False
 
     @property
     def stop_sent(self) -> bool:
@@ -60,6 +63,8 @@ class State:
             record["RollBackWhy"], record["Inconclusive"] = self.why, self.inconclusive
         if self.follower:
             record["Follower"] = True
+        if self.tried:
+            record["Tried"] = True
         return record
 
     def fits(self, bake_seconds: int | None, sent: float) -> bool:
@@ -95,6 +100,7 @@ class State:
             or (start is not None and not (number(start) and number(end)))
             or not isinstance(record.get("Inconclusive", False), bool)
             or not isinstance(record.get("Follower", False), bool)
+            or not isinstance(record.get("Tried", False), bool)
         ):
             raise StopFailed(f"The event's {CONTINUATION} is malformed ({quote(dict(record))}): nothing was stopped")
         if phase is None:
@@ -107,6 +113,7 @@ class State:
             texts[2],
             bool(record.get("Inconclusive", False)),
             bool(record.get("Follower", False)),
+            bool(record.get("Tried", False)),
         )
 
 

@@ -117,6 +117,7 @@ class _Wait:
 
     def _to_stop(self, state: State) -> Next | Outcome:
         run, experiment = self.run, self.experiment
+        self.tried = self.tried or state.tried  # an earlier link of this chain tried the stop
         if experiment["Status"] in {"Stopping", *ending.STOPPED}:
             # A stop this run did not send: an earlier delivery of this event's own, or someone else's.
             own = ending.own_stop(run.declaration, run.request_type, run.timing, experiment, self._previous_sent)
@@ -169,7 +170,7 @@ class _Wait:
                 )
             raise StopFailed(f"SageMaker would not stop {run.name}: {conflict}")
         self.experiment = described
-        return Next(State(Phase.STOPPING, decision) if conflict is None else State(), at_once=True)
+        return Next(State(Phase.STOPPING, decision) if conflict is None else State(tried=True), at_once=True)
 
     def _unanswered(self, error: ClientError | BotoCoreError) -> Next:
         """A stop that got no answer (throttled, or no connection, after botocore's retries): SageMaker may have
@@ -191,7 +192,7 @@ class _Wait:
         if described is not None and described["Status"] in {"Stopping", *ending.STOPPED}:
             logger.warning("%s, but the experiment is %s: looking whose stop it is", unsent, described["Status"])
             self.experiment = described
-            return Next(State(), at_once=True)
+            return Next(State(tried=True), at_once=True)
         if run.request_type == "Delete":
             raise NoStop(f"{unsent}; it may not have been stopped", answers_failed=False) from error
         raise StopFailed(f"{unsent}, and the experiment is not seen stopping: it may not have been stopped") from error
@@ -263,8 +264,8 @@ class _Wait:
             return replace(answer, decision=state.decision)
         if state.phase is Phase.ROLLING_BACK and state.follower:
             why = (
-                f"The bake of {run.name}'s promotion did not pass by this copy's reading ({state.why}); the delivery "
-                f"that stopped rolls back, and the endpoint did not serve {config} yet (this copy sent nothing)"
+                f"This copy of the event sent nothing, and the endpoint did not serve {config} yet: the bake of "
+                f"{run.name}'s promotion did not pass by its reading ({state.why or 'rolled back by another delivery'})"
             )
         elif state.phase is Phase.ROLLING_BACK:
             why = f"The rollback of {run.name}'s endpoint to {config} after {state.why} was still under way"
