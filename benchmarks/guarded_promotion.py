@@ -159,7 +159,7 @@ def promote(guard: dict[str, Any] | None, alarm: Alarming = quiet, copy_at: floa
 
         def deliver() -> None:
             clock.sleep(arrives - clock.time())
-            answers[number] = carry_out(copy.deepcopy(event), services, invoker, bus, clock)
+            answers[number] = carry_out(copy.deepcopy(event), services, invoker, bus, clock, stack)
 
         return deliver
 
@@ -179,10 +179,16 @@ def promote(guard: dict[str, Any] | None, alarm: Alarming = quiet, copy_at: floa
     )
 
 
-def carry_out(
-    event: dict[str, Any], services: lifecycle.Services, invoker: SelfInvoker, bus: EventBus, clock: TakingTurns
+def carry_out(  # noqa: PLR0917 (one delivery's whole world)
+    event: dict[str, Any],
+    services: lifecycle.Services,
+    invoker: SelfInvoker,
+    bus: EventBus,
+    clock: TakingTurns,
+    stack: StackInProgress,
 ) -> Answer:
-    """One delivery of the event, link by link (each delivered a second after its hand-on) until it is answered."""
+    """One delivery of the event, link by link (each delivered a second after its hand-on) until it is answered;
+    CloudFormation takes the first answer of the event: the stack completes the update, or rolls it back."""
     links = 0
     while True:
         links += 1
@@ -191,10 +197,18 @@ def carry_out(
         except StopFailed as failed:
             announced = [detail["decision"] for detail in bus.details]
             reason = str(failed)
+            taken(stack, "UPDATE_ROLLBACK_IN_PROGRESS")
             return Answer("FAILED", announced[-1] if announced else reason, reason, links, clock.time())
         if not outcome.silent:
+            taken(stack, "UPDATE_COMPLETE")
             return Answer("SUCCESS", outcome.decision, "", links, clock.time())
         if len(invoker.payloads) != links:
             raise RuntimeError(f"run {links} neither answered nor handed the wait on")
         event = invoker.payloads[-1]
         clock.sleep(DELIVERY_SECONDS)
+
+
+def taken(stack: StackInProgress, status: str) -> None:
+    """The first answer of the event moves the stack on; later ones change nothing."""
+    if stack.status == "UPDATE_IN_PROGRESS":
+        stack.status = status

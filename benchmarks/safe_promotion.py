@@ -231,7 +231,11 @@ def times_said(rows: list[Row]) -> Iterator[str]:
     if calm_copy.after_end(0) == calm_copy.after_end(1):
         passed = f"at the same instant, {around(calm_copy.after_end())} the window's end"
     else:
-        passed = f"{around(calm_copy.after_end(0))} and {around(calm_copy.after_end(1))} the window's end"
+        passed = (
+            f"the first {around(calm_copy.after_end(0))} the window's end, the copy {around(calm_copy.after_end(1))} "
+            "it (a copy whose verdict passes answers once the stack shows the first delivery's SUCCESS was taken, "
+            "at its next look)"
+        )
     if len(rolled_copy.rollbacks) == 1:
         once = "`UpdateEndpoint` is sent once, by the delivery that stopped: a copy judges the bake but never acts, "
         once += "and answers once the endpoint serves `roll_back_to`"
