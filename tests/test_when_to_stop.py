@@ -6,6 +6,7 @@ The lifecycle rows (tests/test_lifecycle.py) show them through index.handler; th
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import permission
 import pytest
@@ -139,3 +140,82 @@ def test_jitter_only_shortens_a_pause_by_at_most_a_quarter(draw: float) -> None:
 @pytest.mark.parametrize(("link", "in_range"), [(1, False), (2, True), (8, True), (9, False), (1_000_000_001, False)])
 def test_a_continuation_holds_a_link_this_function_can_have_written(link: int, in_range: bool) -> None:
     assert Continuation(SENT + 600, link).in_range is in_range
+
+
+# The rollback's gate, directly: the stack first, then the endpoint, then the clock.
+SENT_AT = 1_795_000_000.0
+TIMING = Timing.of(SENT_AT, 1800, 1920)
+
+
+class _Stack:
+    """The stack as the gate reads it (permission.Stack's one method the gate calls)."""
+
+    def __init__(self, status: str, *, later: bool = False) -> None:
+        self.state = StackState(status, later_operation=later)
+
+    def status(self, until: float) -> StackState | None:
+        return self.state
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def gate(status: str = "UPDATE_IN_PROGRESS", *, later: bool = False, now: float = SENT_AT + 900) -> permission.Gate:
+    stack: Any = _Stack(status, later=later)
+    return permission.Gate("Update", "shadow-test", TIMING, stack, _Clock(now), SENT_AT + 1800)
+
+
+def endpoint(status: str, config: str, pending: str | None = None, failure: str = "") -> Any:
+    described: dict[str, Any] = {"EndpointStatus": status, "EndpointConfigName": config}
+    if pending is not None:
+        described["PendingDeploymentSummary"] = {"EndpointConfigName": pending}
+    if failure:
+        described["FailureReason"] = failure
+    return described
+
+
+@pytest.mark.parametrize(
+    ("described", "send"),
+    [
+        (endpoint("InService", "promoted"), True),
+        (endpoint("Updating", "promoted"), True),  # auto scaling: the same configuration
+        (endpoint("Updating", "promoted", pending="production"), False),  # this event's rollback, under way
+        (endpoint("InService", "production"), False),  # done
+    ],
+    ids=["on-the-promotion", "scaling-the-promotion", "rollback-under-way", "rollback-done"],
+)
+def test_the_gate_sends_a_rollback_once_and_only_from_the_promotion(described: Any, send: bool) -> None:
+    assert gate().roll_back(lambda: described, "ep", "production", "promoted") is send
+
+
+@pytest.mark.parametrize(
+    ("the_gate", "described", "said"),
+    [
+        (gate(later=True), endpoint("InService", "promoted"), "the stack began another operation"),
+        (gate("UPDATE_COMPLETE"), endpoint("InService", "promoted"), "the stack is UPDATE_COMPLETE"),
+        (gate(), None, "the endpoint could not be read right before"),
+        (gate(), endpoint("Updating", "promoted", pending="newer"), "someone else changed the endpoint since"),
+        (gate(), endpoint("InService", "newer"), "someone else changed the endpoint since"),
+        (gate(), endpoint("Failed", "promoted", failure="health check"), "the endpoint is Failed on promoted"),
+        (gate(now=SENT_AT + 1801), endpoint("InService", "promoted"), "the deadline passed 1 s ago"),
+    ],
+    ids=["later-operation", "update-completed", "unreadable", "someone-updating", "someone-serving", "failed", "late"],
+)
+def test_the_gate_refuses_a_rollback_saying_why(the_gate: permission.Gate, described: Any, said: str) -> None:
+    with pytest.raises(NoStop, match=f"^endpoint ep was not rolled back to production: {said}") as refused:
+        the_gate.roll_back(lambda: described, "ep", "production", "promoted")
+    assert refused.value.answers_failed
+
+
+def test_a_stack_rolling_back_does_not_refuse_the_rollback() -> None:
+    rolling_back = gate("UPDATE_ROLLBACK_IN_PROGRESS")
+
+    assert rolling_back.roll_back(lambda: endpoint("InService", "promoted"), "ep", "production", "promoted")
