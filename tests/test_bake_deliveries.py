@@ -32,6 +32,38 @@ def autoscale(endpoint: EndpointOnAClock, at: float) -> None:
     endpoint._endpoint = described  # type: ignore[method-assign]
 
 
+def _stops_time_out(w: World) -> None:
+    """Every answer of StopInferenceExperiment lost (a read timeout), though SageMaker takes the stop."""
+    endpoint = w.endpoint
+    answered = endpoint._answer
+
+    def answer(model: Any, params: Any, **given: Any) -> Any:
+        result = answered(model, params, **given)
+        if model.name == "StopInferenceExperiment":
+            raise ReadTimeoutError(endpoint_url="https://api.sagemaker.us-east-1.amazonaws.com/")
+        return result
+
+    taken: Any = answered
+    endpoint.client.meta.events.unregister("before-call.sagemaker.*", taken)
+    endpoint.client.meta.events.register_first("before-call.sagemaker.*", answer)
+
+
+def _stale_after_completion(endpoint: EndpointOnAClock) -> None:
+    """For 20 s after the experiment completed, the endpoint shows production's configuration, InService (how
+    long SageMaker reports the configuration before the promotion is *unverified*)."""
+    original = endpoint._endpoint
+
+    def described() -> dict[str, Any]:
+        found = original()
+        completed = endpoint.completed_at
+        if completed <= endpoint.clock.time() < completed + 20 and endpoint.updated is None:
+            found.update(EndpointStatus="InService", EndpointConfigName=PRODUCTION_CONFIG)
+            found.pop("PendingDeploymentSummary", None)
+        return found
+
+    endpoint._endpoint = described  # type: ignore[method-assign]
+
+
 def test_a_copy_after_auto_scaling_moved_last_modified_time_answers_as_the_first_did(
     world: Any,  # noqa: F811 (the fixture)
 ) -> None:
@@ -104,17 +136,7 @@ def test_an_experiment_completed_a_moment_before_its_endpoint_updates_is_not_tak
 ) -> None:
     # GIVEN an experiment reported Completed while its endpoint shows production's configuration for 20 s more
     w: World = world(GUARD)
-    original = w.endpoint._endpoint
-
-    def described() -> dict[str, Any]:
-        found = original()
-        completed = w.endpoint.completed_at
-        if completed <= w.clock.time() < completed + 20 and w.endpoint.updated is None:
-            found.update(EndpointStatus="InService", EndpointConfigName=PRODUCTION_CONFIG)
-            found.pop("PendingDeploymentSummary", None)
-        return found
-
-    w.endpoint._endpoint = described  # type: ignore[method-assign]
+    _stale_after_completion(w.endpoint)
 
     # WHEN the Update is carried out, no alarm firing
     chain = w.chain()
@@ -151,17 +173,7 @@ def test_a_promote_whose_every_attempt_timed_out_but_was_taken_is_baked(world: A
     # GIVEN a stop SageMaker accepts, whose every answer is lost (a read timeout each time)
     w: World = world(GUARD, fires_after=60)
     endpoint = w.endpoint
-    answered = endpoint._answer
-
-    def answer(model: Any, params: Any, **given: Any) -> Any:
-        result = answered(model, params, **given)
-        if model.name == "StopInferenceExperiment":
-            raise ReadTimeoutError(endpoint_url="https://api.sagemaker.us-east-1.amazonaws.com/")
-        return result
-
-    taken: Any = endpoint._answer
-    endpoint.client.meta.events.unregister("before-call.sagemaker.*", taken)
-    endpoint.client.meta.events.register_first("before-call.sagemaker.*", answer)
+    _stops_time_out(w)
 
     # WHEN the Update is carried out
     chain = w.chain()
@@ -214,22 +226,6 @@ def test_a_stack_read_that_hangs_past_the_deadline_sends_no_rollback_after_it(wo
 
 
 # From the second review: who is the delivery that stopped, and a copy whose first delivery is gone or late.
-
-
-def _stops_time_out(w: World) -> None:
-    """Every answer of StopInferenceExperiment lost (a read timeout), though SageMaker takes the stop."""
-    endpoint = w.endpoint
-    answered = endpoint._answer
-
-    def answer(model: Any, params: Any, **given: Any) -> Any:
-        result = answered(model, params, **given)
-        if model.name == "StopInferenceExperiment":
-            raise ReadTimeoutError(endpoint_url="https://api.sagemaker.us-east-1.amazonaws.com/")
-        return result
-
-    taken: Any = answered
-    endpoint.client.meta.events.unregister("before-call.sagemaker.*", taken)
-    endpoint.client.meta.events.register_first("before-call.sagemaker.*", answer)
 
 
 def test_the_later_links_of_a_delivery_whose_stop_answer_was_lost_are_still_its_own(world: Any) -> None:  # noqa: F811
@@ -290,17 +286,7 @@ def test_a_copy_rolls_back_itself_where_the_delivery_that_stopped_is_gone(world:
 def test_a_copy_does_not_take_the_endpoint_before_the_promotion_for_a_rollback(world: Any) -> None:  # noqa: F811
     # GIVEN an experiment reported Completed while its endpoint shows production's configuration for 20 s more
     w: World = world(GUARD)
-    original = w.endpoint._endpoint
-
-    def described() -> dict[str, Any]:
-        found = original()
-        completed = w.endpoint.completed_at
-        if completed <= w.clock.time() < completed + 20 and w.endpoint.updated is None:
-            found.update(EndpointStatus="InService", EndpointConfigName=PRODUCTION_CONFIG)
-            found.pop("PendingDeploymentSummary", None)
-        return found
-
-    w.endpoint._endpoint = described  # type: ignore[method-assign]
+    _stale_after_completion(w.endpoint)
     w.deliver(w.event, 60_000)  # the first delivery stops and hands on while Stopping
     [first_link] = w.invoker.payloads
 

@@ -29,25 +29,11 @@ from botocore.validate import validate_parameters
 from conftest import ARN, CLOCK_START, NAME, REGION, ClockContext, FakeClock, ResponseServer, experiment, load_event
 from metrics import Check, Verdict
 from properties import Guard
+from simulated_aws import METRICS
+from test_lifecycle import STOP
 
 HOUR, DAY = 3600, 86400
 Call = tuple[str, dict[str, Any], dict[str, Any]]  # (method, expected params, answer)
-STOP = {
-    "Name": NAME,
-    "ModelVariantActions": {"shadow": "Promote", "production": "Remove"},
-    "DesiredModelVariants": [
-        {
-            "ModelName": "model-b",
-            "VariantName": "shadow",
-            "InfrastructureConfig": {
-                "InfrastructureType": "RealTimeInference",
-                "RealTimeInferenceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 2},
-            },
-        }
-    ],
-    "DesiredState": "Completed",
-    "Reason": "shadow beat production on p99",
-}
 THRESHOLDS = {
     "MaxLatencyRatio": "1.1",
     "LatencyStatistic": "p99",
@@ -55,14 +41,7 @@ THRESHOLDS = {
     "MinInvocations": "1000",
     "OnFailure": "Fail",
 }
-GOOD = {
-    "shadowLatency": [28_000.0],
-    "shadowInvocations": [15_000.0],
-    "shadowModelErrors": [3.0],
-    "productionLatency": [30_100.0],
-    "productionInvocations": [15_200.0],
-    "productionModelErrors": [5.0],
-}
+GOOD = METRICS  # a shadow that beats production
 
 
 def client(service: str) -> Any:
