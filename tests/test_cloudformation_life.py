@@ -141,7 +141,7 @@ from simulated_aws import (
 SETTINGS = settings(
     derandomize=True,
     database=None,
-    max_examples=300,
+    max_examples=400,
     stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -509,6 +509,14 @@ def reason_shared_with_old(sent: Sent) -> bool:
     return same_reason or (old.guard is not None and old.promotes and new.guard is not None)
 
 
+def same_reason_as_old(sent: Sent) -> bool:
+    """Whether an Update declares the Reason its previous declaration did: a delivery that finds the experiment ended
+    cannot tell its own stop from one the previous declaration sent, and answers as for someone else's (FAILED for a
+    Promote, with no promotion of its own to bake or roll back: fail safe)."""
+    old, new = sent.old_declaration, sent.declaration
+    return sent.request_type == "Update" and old is not None and new.reason is not None and old.reason == new.reason
+
+
 def problems_with_success(answer: Answer, sent: Sent) -> list[str]:
     """Invariant 3 for one SUCCESS answer."""
     problems = []
@@ -778,6 +786,15 @@ ALARM_PLANS = st.builds(
     st.sampled_from(["the next promotion", "the next promotion", "now"]),
     st.sampled_from(ALARM_OFFSETS),
 )
+# What the guard's alarms do from when the endpoint serves the first promotion (a create's): mostly something.
+PROMOTION_PLANS = st.builds(
+    AlarmPlan,
+    st.sampled_from(list(ALARMS)),
+    st.sampled_from(list(ALARM_PATTERNS)),
+    st.just("the next promotion"),
+    st.sampled_from(ALARM_OFFSETS),
+)
+FIRST_PLANS = st.one_of(st.none(), PROMOTION_PLANS, PROMOTION_PLANS)
 FORGERIES = ("a link's deadline forged 30 days out", "a link's number forged: 1000000001")
 HAPPENINGS: dict[
     str, tuple[str, str | float]
@@ -953,7 +970,8 @@ class CloudFormationLife(RuleBasedStateMachine):
         metrics=METRICS,
         then=st.sampled_from([*CHANGES, None]),
         fails_after=FAILS_AFTER,
-        alarms=st.one_of(st.none(), ALARM_PLANS),
+        alarms=FIRST_PLANS,
+        rollback=st.sampled_from([ROLLBACKS[0], ROLLBACKS[0], *ROLLBACKS]),
     )
     def create(  # noqa: PLR0917 (the life's beginning)
         self,
@@ -963,11 +981,12 @@ class CloudFormationLife(RuleBasedStateMachine):
         then: str | None,
         fails_after: float | None,
         alarms: AlarmPlan | None = None,
+        rollback: str = ROLLBACKS[0],
     ) -> None:
         """The stack is created (its Create delivered at once), with an experiment, a guard's data and its alarms as
-        they are; then, mostly, its next deploy changes one property (`then`), and it is under way. A promotion that
-        bakes is mostly given the chance to: an experiment that runs in time, a window of evidence read whole, and an
-        update that asks for its stop."""
+        they are, and what the first rollback will meet; then, mostly, its next deploy changes one property (`then`),
+        and it is under way. A promotion that bakes is mostly given the chance to: an experiment that runs in time, a
+        window of evidence read whole, and an update that asks for its stop."""
         if declaration.bakes:
             starting_for, stop_takes, endpoint_takes = timeline
             timeline = (min(starting_for, 300.0), stop_takes, endpoint_takes)
@@ -977,6 +996,7 @@ class CloudFormationLife(RuleBasedStateMachine):
         self.world.metric_mode = metrics
         if alarms is not None:
             self.an_alarm_changes(alarms)
+        self.world.rollback = rollback
         self.cloudformation.create({LOGICAL_ID: declaration})
         [create] = [delivery for delivery in self.world.queue if delivery.request_id in self.cloudformation.pending]
         self._run(create)
@@ -990,7 +1010,8 @@ class CloudFormationLife(RuleBasedStateMachine):
     ) -> None:
         """A new stack of the same name, for a new experiment (the old stack's late events may still come)."""
         self.world.new_stack()
-        self.create(replace(declaration, name=f"shadow-test-{next(self._numbers)}"), timeline, metrics, None, None)
+        renamed = replace(declaration, name=f"shadow-test-{next(self._numbers)}")
+        self.create(renamed, timeline, metrics, None, None, None, self.world.rollback)
 
     @precondition(lambda self: self.cloudformation.stable)
     @rule(update=st.builds(Update, st.sampled_from(CHANGES), st.integers(0, 5), FAILS_AFTER, LATER, METRICS))
@@ -1446,7 +1467,10 @@ class CloudFormationLife(RuleBasedStateMachine):
             deleted = status == "FAILED" and "was not found during the bake" in reason and bake.passes
             known = another or self._known("settling", settling) or self._known("deleted since", deleted)
             verdict = status == "FAILED" or decision == "Promoted" or ROLLED_BACK_TO in decision
-            if verdict and not answer.trouble and not known:
+            waited_for = answer.operation == sent.operation  # CloudFormation still waits for it (invariant 2)
+            # A delivery that cannot tell its own stop from the previous declaration's says so (fail safe).
+            unrecognised = same_reason_as_old(sent) and "stopped by someone else" in reason
+            if verdict and waited_for and not (answer.trouble or known or unrecognised):
                 # Every delivery judges the same window from what CloudWatch recorded: the same verdict.
                 verdicts = self.bake_verdicts.setdefault(rid, {})
                 verdicts.setdefault(status, f"{reason or decision} (at {answer.at - bake.end:+.0f} s from its end)")
@@ -1456,7 +1480,7 @@ class CloudFormationLife(RuleBasedStateMachine):
                 assert bake.passes, f"invariant 12: {what} Promoted, yet {'; '.join(why)}"
             if sent.declaration.roll_back_to is None or not (status == "FAILED" or ROLLED_BACK_TO in decision):
                 continue
-            if answer.trouble & {"a slow call", "a deleted experiment"}:
+            if answer.trouble & {"a slow call", "a deleted experiment"} or unrecognised or another:
                 # crhelper's timer answered for a run slowed to the function's timeout; or the experiment, which
                 # names the endpoint and its promoted configuration, is gone (deleted with its stack, say)
                 continue
@@ -1503,9 +1527,9 @@ class CloudFormationLife(RuleBasedStateMachine):
         status = answer.body["Status"]
         SITUATIONS["a bake that passed"] += status == "SUCCESS" and "Promoted" in said
         SITUATIONS["a bake rolled back after an alarm"] += said.startswith("RolledBack: alarm")
-        SITUATIONS["an alarm in ALARM between two looks"] += (
-            status == "FAILED" and "was in ALARM during the bake" in said
-        )
+        looks = [seen for at, seen in self.world.alarm_reads.get(sent.request_id, []) if bake.start <= at <= bake.end]
+        unseen = bool(looks) and not any("ALARM" in seen.values() for seen in looks)  # found in the history alone
+        SITUATIONS["an alarm in ALARM between two looks"] += unseen and "was in ALARM during the bake" in said
         SITUATIONS["a bake whose alarm was gone"] += "was not found during the bake" in said
         SITUATIONS["a bake that could not end before the deadline"] += "the bake cannot end" in said
         SITUATIONS["an inconclusive bake"] += "lacked data for the whole bake" in said
