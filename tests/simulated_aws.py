@@ -291,7 +291,6 @@ class Ending:
 
     call: StopCall
     completes_at: float
-    endpoint_serves_at: float
     promotion: EndpointUpdate | None = None  # the endpoint's update a Promote made
 
     @property
@@ -433,7 +432,38 @@ class Endpoint:
         return update
 
 
-# CloudWatch's alarms --------------------------------------------------------------------------------------------
+# CloudWatch -------------------------------------------------------------------------------------------------------
+
+METRICS = {  # query id -> datapoints of a shadow that beats production (ModelLatency in microseconds)
+    "shadowLatency": [28_000.0],
+    "shadowInvocations": [15_000.0],
+    "shadowModelErrors": [3.0],
+    "productionLatency": [30_100.0],
+    "productionInvocations": [15_200.0],
+    "productionModelErrors": [5.0],
+}
+# How a window's data can be: only "whole" passes a guard; the others are a shadow at a 5% error rate, seen
+# whole ("worse"), or seen in part: its ModelErrors with a StatusCode other than Complete, or no datapoints.
+METRIC_MODES = ("whole", "worse", "partial", "empty")
+
+
+def metric_result(query_id: str, mode: str, end: datetime.datetime) -> dict[str, Any]:
+    values, status = list(METRICS[query_id]), "Complete"
+    if query_id == "shadowModelErrors":
+        if mode == "worse":
+            values = [750.0]
+        elif mode == "partial":
+            values, status = [2.0], "PartialData"
+        elif mode == "empty":
+            values = []
+    return {
+        "Id": query_id,
+        "Label": query_id,
+        "Timestamps": [end] * len(values),
+        "Values": values,
+        "StatusCode": status,
+    }
+
 
 # What an alarm may do from a given moment (seconds from it, the state it goes to); it is OK before, unless told.
 ALARM_PATTERNS: dict[str, tuple[tuple[float, str], ...]] = {
@@ -511,39 +541,6 @@ class SimAlarm:
 
     def _all(self) -> list[tuple[float, str, str]]:
         return self.transitions(float("inf"))
-
-
-# CloudWatch -------------------------------------------------------------------------------------------------------
-
-METRICS = {  # query id -> datapoints of a shadow that beats production (ModelLatency in microseconds)
-    "shadowLatency": [28_000.0],
-    "shadowInvocations": [15_000.0],
-    "shadowModelErrors": [3.0],
-    "productionLatency": [30_100.0],
-    "productionInvocations": [15_200.0],
-    "productionModelErrors": [5.0],
-}
-# How a window's data can be: only "whole" passes a guard; the others are a shadow at a 5% error rate, seen
-# whole ("worse"), or seen in part: its ModelErrors with a StatusCode other than Complete, or no datapoints.
-METRIC_MODES = ("whole", "worse", "partial", "empty")
-
-
-def metric_result(query_id: str, mode: str, end: datetime.datetime) -> dict[str, Any]:
-    values, status = list(METRICS[query_id]), "Complete"
-    if query_id == "shadowModelErrors":
-        if mode == "worse":
-            values = [750.0]
-        elif mode == "partial":
-            values, status = [2.0], "PartialData"
-        elif mode == "empty":
-            values = []
-    return {
-        "Id": query_id,
-        "Label": query_id,
-        "Timestamps": [end] * len(values),
-        "Values": values,
-        "StatusCode": status,
-    }
 
 
 # CloudFormation ---------------------------------------------------------------------------------------------------
@@ -783,21 +780,20 @@ class World:
             return _not_found(params["Name"])
         status = found.status(self.clock.now)
         view = self._issued if request_id else self._as_sent()
-        seen = self.alarms_seen.get(request_id) if request_id else None
+        seen = copy.deepcopy(self.alarms_seen.get(request_id)) if request_id else None
         evidence = self.evidence.get(request_id) if request_id else None
         call = StopCall(copy.deepcopy(params), request_id, link, status == "Running", view, evidence, seen)
         self.stops.append(call)
         if status != "Running":
             return _error(400, "ConflictException", f"Inference experiment {found.name} is {status}")
         completes_at = self.clock.now + found.stop_takes
-        found.ending = Ending(call, completes_at, completes_at)
+        found.ending = Ending(call, completes_at)
         if "Promote" in params["ModelVariantActions"].values():
             # The promotion is an endpoint update to a configuration SageMaker makes, once the experiment completes.
             begins = max(completes_at, self.endpoint.free_at())
             config = f"{ENDPOINT}-config-promoted-{next(self.promotions)}"
             update = EndpointUpdate(config, begins, begins + found.endpoint_takes, "promotion", request_id)
             found.ending.promotion = self.endpoint.add(update)
-            found.ending.endpoint_serves_at = update.ends
             for alarm, pattern, after in self.on_promotion:
                 self.alarms[alarm].behave(pattern, update.ends + after)
             self.on_promotion = []
@@ -875,8 +871,9 @@ class World:
             if first == 0:
                 self.alarms_seen[rid] = {}
                 self.alarm_reads.setdefault(rid, []).append((now, {}))
-            if isinstance(self.alarms_seen.get(rid), dict):
-                self.alarms_seen[rid] = {**self.alarms_seen[rid], **seen}  # type: ignore[dict-item]
+            so_far = self.alarms_seen.get(rid)
+            if isinstance(so_far, dict):
+                so_far.update(seen)
             self.alarm_reads[rid][-1][1].update(seen)
         answer: dict[str, Any] = {
             "MetricAlarms": [self._alarm(alarm, now) for alarm in found[first:last] if not alarm.composite],

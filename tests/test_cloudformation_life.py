@@ -227,6 +227,7 @@ MUST_HAPPEN = frozenset(
         "a rollback whose answer was lost",
         "an UpdateEndpoint refused as the endpoint was Updating",
         "a rollback the gate refused",
+        "a rollback refused: the stack began another operation",
         "a bake handed on",
         "a rollback handed on",
         "a copy delivered during a bake",
@@ -1536,6 +1537,9 @@ class CloudFormationLife(RuleBasedStateMachine):
         SITUATIONS["an inconclusive bake that fell back"] += ROLLED_BACK_TO in said
         SITUATIONS["a rollback that failed"] += said.startswith("Rollback after")
         SITUATIONS["a rollback the gate refused"] += "was not rolled back to" in said
+        SITUATIONS["a rollback refused: the stack began another operation"] += (
+            "was not rolled back to" in said and "the stack began another operation" in said
+        )
         SITUATIONS["an alarm's history read over pages"] += self.world.history_pages > 0
         SITUATIONS["a bake without RollBackTo that failed"] += "no roll_back_to declared" in said
 
@@ -1790,6 +1794,25 @@ def a_late_link_after_a_later_deploy(machine: CloudFormationLife) -> None:
     machine.deliver_every_due_event()
 
 
+def a_later_operation_while_a_link_bakes(machine: CloudFormationLife) -> None:
+    """Another resource of the update fails while the first run bakes: the stack rolls back (its Update answered),
+    then deploys again, updating the endpoint too; the bake's next link then sees the alarm fire, within the
+    deadline: the gate refuses the rollback, as the stack began another operation."""
+    _promoted_and_baking(machine, ("in ALARM from then on", 560.3))
+    machine.the_update_fails_elsewhere(300.0)
+    machine.deliver(How(0, "on time", twice=False, cold=False, trouble=None, forgery=None))
+    machine.check_all()
+    links = [delivery for delivery in machine.world.queue if delivery.link > 1]
+    while len(machine.world.queue) > len(links):  # the rollback's Update, and what follows it
+        ordered = sorted(machine.world.queue, key=lambda delivery: delivery.due)
+        which = next(i for i, delivery in enumerate(ordered) if delivery.link == 1)
+        machine.deliver(How(which, "on time", twice=False, cold=False, trouble=None, forgery=None))
+        machine.check_all()
+    machine.another_deploy_updates_the_endpoint(0.0, by_the_stack=True)
+    machine.check_all()
+    machine.deliver_every_due_event()
+
+
 def a_copy_during_the_bake(machine: CloudFormationLife) -> None:
     """Issue 20's second situation: a copy of the Update arrives while the first delivery bakes; the alarm fires at
     minute 7 of the bake, and the rollback's answer is lost (botocore's retry refused: the endpoint is Updating)."""
@@ -1945,6 +1968,7 @@ def test_cloudformation_life(life: None) -> None:
     scripted(a_bake_whose_every_alarm_lacks_data)
     scripted(a_late_link_after_a_later_deploy)
     scripted(a_copy_during_the_bake)
+    scripted(a_later_operation_while_a_link_bakes)
     scripted(a_rollback_that_fails)
     scripted(a_rollback_handed_on)
     scripted(a_bake_whose_alarm_is_deleted)
