@@ -10,8 +10,14 @@ answer is checked against the operation's output shape. What is simulated:
 - SageMaker: inference experiments, Starting for a while and then Running. A stop of a Running one makes it
   Stopping, then Completed or Cancelled as asked, with the stop's Reason as its StatusReason (the service
   model documents StatusReason as the client-specified Reason) and a CompletionTime; after a Promote its
-  endpoint is Updating for a while. A stop of one that is not Running is a ConflictException; a deleted one
-  is ResourceNotFound.
+  endpoint is Updating for a while, to an endpoint configuration SageMaker makes for the promoted variant. A
+  stop of one that is not Running is a ConflictException; a deleted one is ResourceNotFound.
+- The endpoint every experiment runs on: DescribeEndpoint (EndpointConfigName, LastModifiedTime: when its last
+  update began, or ended; PendingDeploymentSummary while Updating; FailureReason after a failed update) and
+  UpdateEndpoint, refused while the endpoint is Updating (or an update is due to begin), which may take long,
+  fail (Failed, or InService on the configuration it had, with a FailureReason: SageMaker undid it), be refused
+  outright, or lose its answer. The experiment's EndpointMetadata shows the endpoint as it is at each read.
+  Someone else (a deploy by hand, or by the stack) may update it too.
 - CloudFormation: the stack's operations (create, update, delete), which send the custom-resource events
   (SigV4 ResponseURLs dated when they are sent, each with its own path and signature), take the answers PUT
   to them, clean up after a replacement or a removed resource, and roll back after a FAILED answer, a
@@ -19,7 +25,11 @@ answer is checked against the operation's output shape. What is simulated:
   (LastUpdatedTime moves as an update begins, DeletionTime is set as the deletion begins: the handler's own,
   unverified, reading of them).
 - CloudWatch: GetMetricData over a guard's window, answered whole, partial or empty; one window's data,
-  once read, stays what it was (every delivery of one event reads the same figures).
+  once read, stays what it was (every delivery of one event reads the same figures). Alarms (a metric alarm
+  and a composite one) whose states change on the clock, as the test sets them (for seconds between two looks,
+  flapping faster than the poll, without data for a while, deleted): DescribeAlarms (StateTransitionedTimestamp)
+  and DescribeAlarmHistory (StateUpdates with their HistoryData), both paginated with fewer records a page than
+  asked for (as CloudWatch may), so that the handler must follow NextToken.
 - Lambda: the function's async queue (at least once, possibly late; an event older than the maximum event
   age is dropped), Invoke (how the handler hands a long wait on), and the function's timeout, at which
   crhelper's timer answers and the run ends.
@@ -41,7 +51,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -50,7 +60,7 @@ import index
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 from botocore.validate import ParamValidator
-from conftest import FUNCTION_ARN, FakeClock
+from conftest import CLOCK_START, FUNCTION_ARN, FakeClock
 from described import experiment
 
 REGION = "us-east-1"
@@ -67,7 +77,44 @@ THROTTLED = {  # how each service says so
     "cloudwatch": (400, "Throttling"),
     "lambda": (429, "TooManyRequestsException"),
 }
-READS = frozenset({"DescribeInferenceExperiment", "DescribeStacks", "ListStackResources", "GetMetricData", "Invoke"})
+READS = frozenset(
+    {
+        "DescribeInferenceExperiment",
+        "DescribeEndpoint",
+        "DescribeStacks",
+        "ListStackResources",
+        "GetMetricData",
+        "DescribeAlarms",
+        "DescribeAlarmHistory",
+        "Invoke",
+    }
+)
+ENDPOINT = "shadow-test-endpoint"  # the endpoint of tests/described.py's experiment, every experiment's here
+ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/{ENDPOINT}"
+# What the endpoint serves before any promotion: the configuration the stack declares (RollBackTo names it).
+PRODUCTION_CONFIG = "shadow-test-endpoint-config-production"
+ALARMS = {"shadow-latency": False, "shadow-errors": True}  # the alarms CloudWatch knows: name -> composite
+HISTORY_PAGE = 4  # DescribeAlarmHistory answers at most this many records a page, whatever MaxRecords asks
+ALARMS_PAGE = 1  # DescribeAlarms likewise
+
+
+# What the handler's next UpdateEndpoint meets (the first: a rollback that goes well), and how each one ends:
+# (seconds it takes, SageMaker's FailureReason where it fails, the status it leaves then).
+ROLLBACKS = (
+    "it takes 2 minutes",
+    "it takes 25 minutes",
+    "it fails",
+    "SageMaker undoes it",
+    "it is refused: no such configuration",
+    "its answer is lost",
+    "its answer is lost, and botocore's retry refused",
+)
+HEALTH_CHECK = "The primary container for production variant production did not pass the ping health check."
+ROLLBACK_ENDS = {
+    "it takes 25 minutes": (1500.0, None, "Failed"),
+    "it fails": (300.0, HEALTH_CHECK, "Failed"),
+    "SageMaker undoes it": (300.0, HEALTH_CHECK, "InService"),
+}
 
 
 class FunctionTimedOut(BaseException):
@@ -89,6 +136,15 @@ class Declaration:
     stop_on: tuple[str, ...] = ("Update", "Delete")
     completion_timeout: int = 600
     guard: str | None = None  # the promotion guard's OnFailure (Fail or FallBack); None for no guard
+    alarms: tuple[str, ...] = ()  # the guard's Alarms (a bake watches them)
+    thresholds: bool = True  # the guard's MaxErrorRate over a window (False: alarms alone)
+    bake_seconds: int | None = None  # the guard's BakeSeconds after a promotion
+    roll_back_to: str | None = None  # the guard's RollBackTo
+    on_inconclusive: str | None = None  # the guard's OnInconclusive (None: not written, as OnFailure)
+
+    @property
+    def bakes(self) -> bool:
+        return self.guard is not None and self.promotes and self.bake_seconds is not None
 
     @property
     def service_timeout(self) -> int:
@@ -114,15 +170,24 @@ class Declaration:
         if self.reason is not None:
             properties["Reason"] = self.reason
         if self.guard is not None:
-            properties["PromotionGuard"] = {
-                "MaxErrorRate": "0.0015",
-                "MinInvocations": "1000",
-                "WindowSeconds": "3600",
-                "OnFailure": self.guard,
-            }
+            properties["PromotionGuard"] = self._guard(self.guard)
         properties["StopOn"] = list(self.stop_on)
         properties["CompletionTimeoutSeconds"] = str(self.completion_timeout)
         return properties
+
+    def _guard(self, on_failure: str) -> dict[str, Any]:
+        guard: dict[str, Any] = {"MinInvocations": "1000", "OnFailure": on_failure}
+        if self.thresholds or not self.alarms:
+            guard |= {"MaxErrorRate": "0.0015", "WindowSeconds": "3600"}
+        if self.alarms:
+            guard["Alarms"] = list(self.alarms)
+        if self.bake_seconds is not None:
+            guard["BakeSeconds"] = str(self.bake_seconds)
+        if self.roll_back_to is not None:
+            guard["RollBackTo"] = self.roll_back_to
+        if self.on_inconclusive is not None:
+            guard["OnInconclusive"] = self.on_inconclusive
+        return guard
 
     def declared_variants(self) -> list[dict[str, Any]]:
         """DesiredModelVariants as SageMaker must get them (InstanceCount an int)."""
@@ -182,6 +247,7 @@ class StackView:
     status: str
     operation: int  # which of the stack's operations (create, update with its rollback, delete) was going on
     stoppers: tuple[tuple[str, str, str], ...]  # (logical id, physical id, status)
+    began: float = 0.0  # when that operation began (LastUpdatedTime, DeletionTime or CreationTime)
 
 
 @dataclass(frozen=True)
@@ -193,6 +259,26 @@ class StopCall:
     link: int  # 1 for a run of CloudFormation's own event, 2... for a later link of its wait
     accepted: bool
     stack: StackView  # when the handler sent it (a slow call reaches SageMaker later)
+    evidence: str | None = None  # what the event's last GetMetricData had found by then
+    alarms_seen: dict[str, str] | str | None = None  # its last DescribeAlarms by then: name -> state, or "unreadable"
+
+    @property
+    def at(self) -> float:
+        return self.stack.at
+
+
+@dataclass(frozen=True)
+class EndpointCall:
+    """One UpdateEndpoint that reached SageMaker: whose, what became of it, and the world when it was sent."""
+
+    params: dict[str, Any]
+    request_id: str | None  # the event whose run sent it; None for someone else's
+    link: int
+    accepted: bool  # SageMaker took it (its answer may still have been lost)
+    answer: str  # what the caller got: "" where accepted; else SageMaker's words, or "no answer"
+    endpoint: EndpointView  # when the handler sent it
+    described: EndpointView | None  # as the run's last DescribeEndpoint had shown it
+    stack: StackView  # when the handler sent it
 
     @property
     def at(self) -> float:
@@ -205,7 +291,7 @@ class Ending:
 
     call: StopCall
     completes_at: float
-    endpoint_serves_at: float
+    promotion: EndpointUpdate | None = None  # the endpoint's update a Promote made
 
     @property
     def state(self) -> str:
@@ -234,12 +320,10 @@ class Experiment:
             return "Updating" if self.updating[0] <= now < self.updating[1] else "Running"
         return self.ending.state if now >= self.ending.completes_at else "Stopping"
 
-    def describe(self, now: float) -> dict[str, Any]:
+    def describe(self, now: float, endpoint: EndpointView) -> dict[str, Any]:
         status = self.status(now)
-        endpoint = "InService"
-        if self.ending is not None and self.ending.completes_at <= now < self.ending.endpoint_serves_at:
-            endpoint = "Updating"
-        answer = experiment(status, self.name, endpoint_status=endpoint)
+        answer = experiment(status, self.name, endpoint_status=endpoint.status)
+        answer["EndpointMetadata"] = endpoint.metadata()
         answer["CreationTime"] = _datetime(self.created_at)
         answer["ShadowModeConfig"] = {
             "SourceModelVariantName": "production",
@@ -259,6 +343,93 @@ class Experiment:
 
 def _datetime(seconds: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+
+
+@dataclass(frozen=True)
+class EndpointUpdate:
+    """One update of the endpoint: to which configuration, when, whose, and how it ends."""
+
+    config: str
+    begins: float
+    ends: float
+    by: str  # "promotion", "rollback" (the handler's UpdateEndpoint) or "someone else"
+    request_id: str | None  # the event whose stop or rollback made it
+    failure: str | None = None  # SageMaker's FailureReason where it fails
+    failed_status: str = "Failed"  # or InService: SageMaker undid it, and the endpoint serves what it had
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """The endpoint as DescribeEndpoint shows it at one moment."""
+
+    status: str
+    serving: str
+    pending: str | None
+    modified: float
+    failure: str | None
+
+    def metadata(self) -> dict[str, Any]:
+        """As DescribeInferenceExperiment's EndpointMetadata shows it."""
+        metadata: dict[str, Any] = {
+            "EndpointName": ENDPOINT,
+            "EndpointConfigName": self.serving,
+            "EndpointStatus": self.status,
+        }
+        if self.failure is not None:
+            metadata["FailureReason"] = self.failure
+        return metadata
+
+    def described(self, created: float) -> dict[str, Any]:
+        """As DescribeEndpoint answers."""
+        answer: dict[str, Any] = {
+            "EndpointName": ENDPOINT,
+            "EndpointArn": ENDPOINT_ARN,
+            "EndpointConfigName": self.serving,
+            "EndpointStatus": self.status,
+            "CreationTime": _datetime(created),
+            "LastModifiedTime": _datetime(self.modified),
+        }
+        if self.failure is not None:
+            answer["FailureReason"] = self.failure
+        if self.pending is not None:
+            answer["PendingDeploymentSummary"] = {"EndpointConfigName": self.pending}
+        return answer
+
+
+class Endpoint:
+    """The endpoint: its updates, one after another (SageMaker refuses an update while one is going on)."""
+
+    def __init__(self, created: float) -> None:
+        self.created = created
+        self.updates: list[EndpointUpdate] = []
+
+    def view(self, now: float) -> EndpointView:
+        status, serving, pending, modified, failure = "InService", PRODUCTION_CONFIG, None, self.created, None
+        for update in self.updates:
+            if update.begins > now:
+                break
+            if now < update.ends:
+                status, pending, modified, failure = "Updating", update.config, update.begins, None
+                break
+            modified = update.ends
+            if update.failure is None:
+                status, serving, failure = "InService", update.config, None
+            else:
+                status, failure = update.failed_status, update.failure
+        return EndpointView(status, serving, pending, modified, failure)
+
+    def free_at(self) -> float:
+        """When the last update begun or due ends."""
+        return max((update.ends for update in self.updates), default=self.created)
+
+    def busy(self, now: float) -> bool:
+        """Whether an update is going on, or due to begin (a promotion's, once its experiment completes)."""
+        return self.free_at() > now
+
+    def add(self, update: EndpointUpdate) -> EndpointUpdate:
+        assert update.begins >= self.free_at(), "the endpoint's updates follow one another"
+        self.updates.append(update)
+        return update
 
 
 # CloudWatch -------------------------------------------------------------------------------------------------------
@@ -292,6 +463,84 @@ def metric_result(query_id: str, mode: str, end: datetime.datetime) -> dict[str,
         "Values": values,
         "StatusCode": status,
     }
+
+
+# What an alarm may do from a given moment (seconds from it, the state it goes to); it is OK before, unless told.
+ALARM_PATTERNS: dict[str, tuple[tuple[float, str], ...]] = {
+    "in ALARM for 3 s": ((0.0, "ALARM"), (3.0, "OK")),
+    "in ALARM for 10 s": ((0.0, "ALARM"), (10.0, "OK")),
+    "flapping, 4 s in ALARM every 11 s, 8 times": tuple(
+        (11.0 * time + offset, state) for time in range(8) for offset, state in ((0.0, "ALARM"), (4.0, "OK"))
+    ),
+    "in ALARM for 10 minutes": ((0.0, "ALARM"), (600.0, "OK")),
+    "in ALARM from then on": ((0.0, "ALARM"),),
+    "without data for 25 minutes": ((0.0, "INSUFFICIENT_DATA"), (1500.0, "OK")),
+    "without data from then on": ((0.0, "INSUFFICIENT_DATA"),),
+    "without data, in ALARM for 10 s after 200 s": (
+        (0.0, "INSUFFICIENT_DATA"),
+        (200.0, "ALARM"),
+        (210.0, "INSUFFICIENT_DATA"),
+    ),
+    "flapping between OK and without data every 7 s, 10 times": tuple(
+        (14.0 * time + offset, state)
+        for time in range(10)
+        for offset, state in ((0.0, "INSUFFICIENT_DATA"), (7.0, "OK"))
+    ),
+    "OK": ((0.0, "OK"),),
+    "deleted": (),
+}
+
+
+@dataclass
+class SimAlarm:
+    """One CloudWatch alarm: OK since `origin`, then each of `changes` (when, new state) as the clock passes it."""
+
+    name: str
+    composite: bool
+    origin: float
+    changes: list[tuple[float, str]] = field(default_factory=list)
+    deleted_at: float | None = None
+
+    def state(self, at: float) -> str:
+        state = "OK"
+        for when, new in self.changes:
+            if when > at:
+                break
+            state = new
+        return state
+
+    def transitions(self, until: float) -> list[tuple[float, str, str]]:
+        """(when, old state, new state) of every change by `until`: what CloudWatch's history records."""
+        recorded, state = [], "OK"
+        for when, new in self.changes:
+            if when > until:
+                break
+            if new != state:
+                recorded.append((when, state, new))
+            state = new
+        return recorded
+
+    def behave(self, pattern: str, at: float) -> None:
+        """From `at` on, the alarm does as `pattern` says (what it was to do from then on is forgotten)."""
+        if pattern == "deleted":
+            self.deleted_at = at if self.deleted_at is None else min(self.deleted_at, at)
+            return
+        self.changes = [(when, new) for when, new in self.changes if when < at]
+        self.changes += [(at + offset, new) for offset, new in ALARM_PATTERNS[pattern]]
+
+    def in_alarm(self, start: float, end: float) -> bool:
+        """Whether it was in ALARM at any moment of [start, end]."""
+        return self.state(start) == "ALARM" or any(
+            start <= when <= end for when, _, new in self._all() if new == "ALARM"
+        )
+
+    def lacked_data(self, start: float, end: float) -> bool:
+        """Whether it was INSUFFICIENT_DATA throughout [start, end]."""
+        inside = [new for when, _, new in self._all() if start < when <= end]
+        return self.state(start) == "INSUFFICIENT_DATA" and all(new == "INSUFFICIENT_DATA" for new in inside)
+
+    def _all(self) -> list[tuple[float, str, str]]:
+        return self.transitions(float("inf"))
 
 
 # CloudFormation ---------------------------------------------------------------------------------------------------
@@ -418,6 +667,18 @@ class World:
         self.slow: dict[str, tuple[float, int]] = {}  # service -> (seconds each call takes, calls left)
         self.invoke_trouble: str | None = None  # the next hand-on: "lost answer", "throttled" or "twice"
         self.stop_answer_lost = False  # the next stop is accepted, its answer lost, and botocore's retry refused
+        self.endpoint = Endpoint(CLOCK_START - 86_400)
+        self.promotions = itertools.count(1)  # SageMaker names each promotion's endpoint configuration
+        self.endpoint_calls: list[EndpointCall] = []
+        self.rollback = ROLLBACKS[0]  # what the handler's next UpdateEndpoint meets (ROLLBACKS)
+        self.described: EndpointView | None = None  # the run's last DescribeEndpoint answer
+        self._issued_endpoint = self.endpoint.view(self.clock.now)
+        origin = CLOCK_START - 86_400
+        self.alarms = {name: SimAlarm(name, composite, origin) for name, composite in ALARMS.items()}
+        self.on_promotion: list[tuple[str, str, float]] = []  # (alarm, pattern, seconds after it serves): to come
+        self.alarm_reads: dict[str, list[tuple[float, dict[str, str]]]] = {}  # an event -> its DescribeAlarms seen
+        self.alarms_seen: dict[str, dict[str, str] | str] = {}  # an event -> its last DescribeAlarms ("unreadable")
+        self.history_pages = 0  # DescribeAlarmHistory pages read past the first
         self.queue: list[Delivery] = []
         self.invokes: list[Delivery] = []
         self.current: Delivery | None = None
@@ -475,6 +736,7 @@ class World:
         """One API call: its time spent, throttling, then the service's answer."""
         self.advance(0)  # what is due by now has happened
         self._issued = self._as_sent()
+        self._issued_endpoint = self.endpoint.view(self.clock.now)
         seconds, left = self.slow.get(service, (0.0, 0))
         if left:
             self.slow[service] = (seconds, left - 1)
@@ -484,6 +746,10 @@ class World:
             self.trouble.add("a throttled read")
             if operation == "GetMetricData":
                 self._note_evidence("unreadable")
+            if operation == "DescribeAlarms" and self.current is not None:
+                # Before the stop, a guard whose alarms cannot be read decides nothing from its metrics either.
+                self._note_evidence("unreadable")
+                self.alarms_seen[self.current.request_id] = "unreadable"
             status, code = THROTTLED[service]
             return _error(status, code, "Rate exceeded")
         handler: Callable[[dict[str, Any]], tuple[int, dict[str, Any]]] = getattr(self, f"_{operation}")
@@ -493,7 +759,7 @@ class World:
         found = self._experiment(params["Name"])
         if found is None:
             return _not_found(params["Name"])
-        return 200, found.describe(self.clock.now)
+        return 200, found.describe(self.clock.now, self.endpoint.view(self.clock.now))
 
     def _StopInferenceExperiment(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802
         current = self.current
@@ -514,25 +780,179 @@ class World:
             return _not_found(params["Name"])
         status = found.status(self.clock.now)
         view = self._issued if request_id else self._as_sent()
-        call = StopCall(copy.deepcopy(params), request_id, link, status == "Running", view)
+        seen = copy.deepcopy(self.alarms_seen.get(request_id)) if request_id else None
+        evidence = self.evidence.get(request_id) if request_id else None
+        call = StopCall(copy.deepcopy(params), request_id, link, status == "Running", view, evidence, seen)
         self.stops.append(call)
         if status != "Running":
             return _error(400, "ConflictException", f"Inference experiment {found.name} is {status}")
-        promotes = "Promote" in params["ModelVariantActions"].values()
         completes_at = self.clock.now + found.stop_takes
-        found.ending = Ending(call, completes_at, completes_at + (found.endpoint_takes if promotes else 0.0))
-        return 200, {"InferenceExperimentArn": found.describe(self.clock.now)["Arn"]}
+        found.ending = Ending(call, completes_at)
+        if "Promote" in params["ModelVariantActions"].values():
+            # The promotion is an endpoint update to a configuration SageMaker makes, once the experiment completes.
+            begins = max(completes_at, self.endpoint.free_at())
+            config = f"{ENDPOINT}-config-promoted-{next(self.promotions)}"
+            update = EndpointUpdate(config, begins, begins + found.endpoint_takes, "promotion", request_id)
+            found.ending.promotion = self.endpoint.add(update)
+            for alarm, pattern, after in self.on_promotion:
+                self.alarms[alarm].behave(pattern, update.ends + after)
+            self.on_promotion = []
+        return 200, {
+            "InferenceExperimentArn": found.describe(self.clock.now, self.endpoint.view(self.clock.now))["Arn"]
+        }
+
+    # the endpoint
+
+    def _DescribeEndpoint(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802
+        if params["EndpointName"] != ENDPOINT:
+            return _error(400, "ValidationException", f'Could not find endpoint "{params["EndpointName"]}".')
+        self.described = self.endpoint.view(self.clock.now)
+        return 200, self.described.described(self.endpoint.created)
+
+    def _UpdateEndpoint(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802
+        """The handler's UpdateEndpoint (a rollback), meeting what `rollback` says."""
+        current = self.current
+        how, self.rollback = self.rollback, ROLLBACKS[0]
+        status, answer = self.update_endpoint(params, current.request_id if current else None, how)
+        if status == 200 and how == "its answer is lost":
+            self.endpoint_calls[-1] = replace(self.endpoint_calls[-1], answer="no answer")
+            raise ReadTimeoutError(endpoint_url=f"https://api.sagemaker.{REGION}.amazonaws.com")
+        if status == 200 and how == "its answer is lost, and botocore's retry refused":
+            refused = f'Cannot update in-progress endpoint "{ENDPOINT_ARN}".'
+            self.endpoint_calls[-1] = replace(self.endpoint_calls[-1], answer=refused)
+            return _error(400, "ValidationException", refused)
+        return status, answer
+
+    def update_endpoint(
+        self, params: dict[str, Any], request_id: str | None, how: str = "", by: str = "rollback"
+    ) -> tuple[int, dict[str, Any]]:
+        """An UpdateEndpoint, from a run of the handler or (request_id None) by someone else."""
+        now = self.clock.now
+        issued, described = (self._issued_endpoint, self.described) if request_id else (self.endpoint.view(now), None)
+        refusal: tuple[str, str] | None = None
+        if params["EndpointName"] != ENDPOINT:
+            refusal = ("ValidationException", f'Could not find endpoint "{params["EndpointName"]}".')
+        elif how == "it is refused: no such configuration":
+            refusal = (
+                "ValidationException",
+                f'Could not find endpoint configuration "{params["EndpointConfigName"]}".',
+            )
+        elif self.endpoint.busy(now):
+            refusal = ("ValidationException", f'Cannot update in-progress endpoint "{ENDPOINT_ARN}".')
+        stack = self._issued if request_id else self._as_sent()
+        link = self.current.link if self.current and request_id else 0
+        words = "" if refusal is None else refusal[1]
+        call = EndpointCall(copy.deepcopy(params), request_id, link, refusal is None, words, issued, described, stack)
+        self.endpoint_calls.append(call)
+        if refusal is not None:
+            return _error(400, *refusal)
+        takes, failure, failed_status = ROLLBACK_ENDS.get(how, (120.0, None, "Failed"))
+        config = params["EndpointConfigName"]
+        self.endpoint.add(EndpointUpdate(config, now, now + takes, by, request_id, failure, failed_status))
+        return 200, {"EndpointArn": ENDPOINT_ARN}
+
+    # CloudWatch's alarms
+
+    def _DescribeAlarms(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802
+        now = self.clock.now
+        types = params.get("AlarmTypes", ["MetricAlarm"])  # CloudWatch's default: metric alarms only
+        found = [
+            alarm
+            for name in params.get("AlarmNames", list(self.alarms))
+            if (alarm := self.alarms.get(name)) is not None
+            and (alarm.deleted_at is None or alarm.deleted_at > now)
+            and ("CompositeAlarm" if alarm.composite else "MetricAlarm") in types
+        ]
+        first = int(params.get("NextToken", "0"))
+        last = first + min(int(params.get("MaxRecords", 50)), ALARMS_PAGE)
+        if self.current is not None:
+            seen = {alarm.name: alarm.state(now) for alarm in found[first:last]}
+            rid = self.current.request_id
+            if first == 0:
+                self.alarms_seen[rid] = {}
+                self.alarm_reads.setdefault(rid, []).append((now, {}))
+            so_far = self.alarms_seen.get(rid)
+            if isinstance(so_far, dict):
+                so_far.update(seen)
+            self.alarm_reads[rid][-1][1].update(seen)
+        answer: dict[str, Any] = {
+            "MetricAlarms": [self._alarm(alarm, now) for alarm in found[first:last] if not alarm.composite],
+            "CompositeAlarms": [self._alarm(alarm, now) for alarm in found[first:last] if alarm.composite],
+        }
+        if last < len(found):
+            answer["NextToken"] = str(last)
+        return 200, answer
+
+    @staticmethod
+    def _alarm(alarm: SimAlarm, now: float) -> dict[str, Any]:
+        state = alarm.state(now)
+        changes = alarm.transitions(now)
+        since = _datetime(changes[-1][0] if changes else alarm.origin)
+        described: dict[str, Any] = {
+            "AlarmName": alarm.name,
+            "AlarmArn": f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:{alarm.name}",
+            "StateValue": state,
+            "StateReason": "Threshold Crossed" if state == "ALARM" else "Within the threshold",
+            "StateUpdatedTimestamp": since,
+            "StateTransitionedTimestamp": since,
+        }
+        if alarm.composite:
+            return {**described, "AlarmRule": f'ALARM("{alarm.name}-5xx") OR ALARM("{alarm.name}-4xx")'}
+        return {
+            **described,
+            "MetricName": "ModelLatency",
+            "Namespace": "AWS/SageMaker",
+            "Statistic": "Average",
+            "Dimensions": [{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": "shadow"}],
+            "Period": 60,
+            "EvaluationPeriods": 3,
+            "Threshold": 50_000.0,
+            "ComparisonOperator": "GreaterThanThreshold",
+        }
+
+    def _DescribeAlarmHistory(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802
+        alarm = self.alarms.get(params.get("AlarmName", ""))
+        types = params.get("AlarmTypes", ["MetricAlarm"])
+        if alarm is None or ("CompositeAlarm" if alarm.composite else "MetricAlarm") not in types:
+            return 200, {"AlarmHistoryItems": []}
+        start = params["StartDate"].timestamp() if "StartDate" in params else float("-inf")
+        end = params["EndDate"].timestamp() if "EndDate" in params else float("inf")
+        wanted = params.get("HistoryItemType")
+        items = [
+            {
+                "AlarmName": alarm.name,
+                "AlarmType": "CompositeAlarm" if alarm.composite else "MetricAlarm",
+                "Timestamp": _datetime(when),
+                "HistoryItemType": "StateUpdate",
+                "HistorySummary": f"Alarm updated from {old} to {new}",
+                "HistoryData": json.dumps(
+                    {"version": "1.0", "oldState": {"stateValue": old}, "newState": {"stateValue": new}}
+                ),
+            }
+            for when, old, new in alarm.transitions(self.clock.now)
+            if start <= when <= end and wanted in {None, "StateUpdate"}
+        ]
+        if params.get("ScanBy", "TimestampDescending") == "TimestampDescending":
+            items.reverse()
+        first = int(params.get("NextToken", "0"))
+        self.history_pages += first > 0
+        last = first + min(int(params.get("MaxRecords", 100)), HISTORY_PAGE)
+        answer: dict[str, Any] = {"AlarmHistoryItems": items[first:last]}
+        if last < len(items):
+            answer["NextToken"] = str(last)
+        return 200, answer
 
     def in_trouble(self) -> bool:
         """Whether some trouble is still switched on (a throttle, slow calls, a coming Invoke's trouble)."""
         throttled = any(until > self.clock.now for until in self.throttled_until.values())
-        coming = self.invoke_trouble is not None or self.stop_answer_lost
+        coming = self.invoke_trouble is not None or self.stop_answer_lost or self.rollback != ROLLBACKS[0]
         return throttled or any(left for _, left in self.slow.values()) or coming
 
     def _as_sent(self) -> StackView:
         """The stack of the event whose run is going on, as a call leaves the handler."""
         stack = self.stack_of(self.current.request_id) if self.current else self.cloudformation
-        return StackView(self.clock.now, stack.status, stack.operations, stack.stoppers())
+        began = max(stack.created_at, stack.last_updated, stack.deleted_at or 0.0)
+        return StackView(self.clock.now, stack.status, stack.operations, stack.stoppers(), began)
 
     def _experiment(self, name: str) -> Experiment | None:
         found = self.experiments.get(name)

@@ -15,7 +15,14 @@ Update back to the old properties, then the rollback's clean-up); a stack delete
 experiment deleted; a guard's metrics whole, worse, partial or empty; an experiment Starting for a while;
 throttled reads, slow calls, a function that goes cold, an Invoke whose answer is lost or that Lambda runs
 twice, a stop accepted whose answer is lost (botocore's retry meets ConflictException), and a forged
-continuation record. Lives that generation brings about too seldom are also written out step by step (below).
+continuation record. And the bake after a guarded promotion (half the generated lives declare one: Alarms,
+BakeSeconds, mostly RollBackTo, OnInconclusive): the guard's alarms in ALARM for seconds between two looks,
+flapping faster than the poll, for minutes, without data for a while or throughout, deleted, each from a moment
+on or from when the endpoint serves the next promotion; the handler's next UpdateEndpoint taking 25 minutes,
+failing (Failed, or undone by SageMaker), refused, or its answer lost (with botocore's retry refused while the
+endpoint is Updating); someone else's deploy of the endpoint, by hand or by the stack (its LastUpdatedTime moves)
+while a late link waits; late and repeated deliveries during and after the bake. Lives that generation brings
+about too seldom are also written out step by step (below), and so are the handler's known bugs (KNOWN_BUGS).
 
 What users rely on, checked after every step:
 
@@ -57,6 +64,25 @@ What users rely on, checked after every step:
    its experiment is still to be stopped (Running, Starting or Updating, or being stopped by someone else) and
    its stack is not rolling back, stops nothing and waits for nothing: an Update answers FAILED saying it came
    too late, a Delete SUCCESS.
+
+The bake, judged against the simulated alarms' true timeline (its window: from when the endpoint began serving
+the event's own promotion, for BakeSeconds):
+9. An UpdateEndpoint is sent only by an Update whose declaration rolls back, to its RollBackTo, before the event's
+   deadline, while its stack has begun no later operation (LastUpdatedTime or DeletionTime after the event, a
+   second of X-Amz-Date's precision aside), and while the endpoint is on the configuration the event's promotion
+   made (InService, or Updating to nothing else) as the UpdateEndpoint leaves (someone else's update begun since
+   the gate's DescribeEndpoint aside: no gate sees it).
+10. At most one UpdateEndpoint per event is accepted, whichever deliveries and links send it.
+11. After an Update's promotion served, with RollBackTo declared, every FAILED answer of that event (and every
+    SUCCESS that says an inconclusive bake was rolled back) comes after an UpdateEndpoint to RollBackTo was sent,
+    unless the answer says why none was (the gate refused it, or the endpoint is not the promotion's any more),
+    or says RollBackTo could not be applied as the promotion was not seen serving yet (at most 15 s before, or
+    while reads were throttled); a run cut short by the function's timeout and a run whose experiment is gone
+    aside.
+12. No SUCCESS Promoted for a bake that does not pass: an alarm in ALARM at any moment of its window, an alarm
+    deleted before its verdict, every alarm without data throughout, or a window that cannot end a minute
+    before the deadline. And (invariant 2, for the bake) every answer of one Update after its promotion served
+    has the same status, a run that met throttling or other trouble aside.
 """
 
 from __future__ import annotations
@@ -87,8 +113,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from simulated_aws import (
+    ALARM_PATTERNS,
+    ALARMS,
+    ENDPOINT,
     LAMBDA_MAX_TIMEOUT_SECONDS,
     METRIC_MODES,
+    PRODUCTION_CONFIG,
+    ROLLBACKS,
     STOPPED,
     Alarm,
     Answer,
@@ -97,6 +128,8 @@ from simulated_aws import (
     Declaration,
     Delivery,
     Ending,
+    EndpointCall,
+    EndpointView,
     Experiment,
     FunctionTimedOut,
     Sent,
@@ -108,8 +141,8 @@ from simulated_aws import (
 SETTINGS = settings(
     derandomize=True,
     database=None,
-    max_examples=200,
-    stateful_step_count=15,
+    max_examples=400,
+    stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     phases=[Phase.explicit, Phase.generate, Phase.shrink],  # no explain phase: a failure is read from its steps
@@ -124,13 +157,13 @@ WARRANTS = {
     "Update": frozenset({"UPDATE_IN_PROGRESS"}),
     "Delete": frozenset({"DELETE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"}),
 }
+SENT_PRECISION_SECONDS = 1.0  # X-Amz-Date is whole seconds: a later operation begun within it looks like the event's
 # A guard's fallback says why in its Reason: the shadow did worse, or the evidence was not enough to judge.
 FALLBACK_REASONS = {
-    "worse": "Promotion guard failed, shadow removed: ",
-    "partial": "Promotion guard inconclusive, shadow removed: ",
-    "empty": "Promotion guard inconclusive, shadow removed: ",
-    "unreadable": "Promotion guard inconclusive, shadow removed: ",
+    "fail": "Promotion guard failed, shadow removed: ",
+    "inconclusive": "Promotion guard inconclusive, shadow removed: ",
 }
+FALLBACKS = tuple(FALLBACK_REASONS.values())
 ACTIONS = {
     "promote": (("shadow", "Promote"), ("production", "Remove")),
     "remove the shadow": (("shadow", "Remove"), ("production", "Retain")),
@@ -140,6 +173,8 @@ STOP_ONS = (("Update", "Delete"), ("Delete",), ("Update",))
 TIMEOUTS = (1800, 600, 0, 300, 3300)  # the construct's default (30 minutes) first
 STATES = (None, "Completed", "Cancelled")
 GUARDS = (None, "Fail", "FallBack")
+ALARM_SETS = (("shadow-latency",), ("shadow-latency", "shadow-errors"))  # a metric alarm, and a composite one
+BAKES = (60, 120, 300, 600)  # BakeSeconds: at least a minute, at most half the completion timeout
 SIGNATURE = re.compile(r"[0-9a-f]{64}")
 TRACEBACKS = logging.Formatter()
 # What the handler cannot tell apart (README, "Exactly one answer per delivery"): a stop under way, or ended after
@@ -178,6 +213,28 @@ MUST_HAPPEN = frozenset(
         "an Update refused as late",
         "a copy of an Update in a later operation",
         "a copy of a Delete in a later operation",
+        # the bake
+        "a bake that passed",
+        "a bake rolled back after an alarm",
+        "an alarm in ALARM between two looks",
+        "a bake whose alarm was gone",
+        "a bake that could not end before the deadline",
+        "an inconclusive bake",
+        "an inconclusive bake that fell back",
+        "a bake without RollBackTo that failed",
+        "a rollback sent",
+        "a rollback that failed",
+        "a rollback whose answer was lost",
+        "an UpdateEndpoint refused as the endpoint was Updating",
+        "a rollback the gate refused",
+        "a rollback refused: the stack began another operation",
+        "a bake handed on",
+        "a rollback handed on",
+        "a copy delivered during a bake",
+        "a delivery after a bake's end",
+        "a later deploy while a link of a bake waits",
+        "a later deploy of the stack",
+        "an alarm's history read over pages",
     }
 )
 
@@ -187,6 +244,11 @@ def declarations(name: str = "shadow-test") -> st.SearchStrategy[Declaration]:
     def declaration(draw: st.DrawFn) -> Declaration:
         actions = draw(st.sampled_from(["promote", "promote", "remove the shadow", "retain both"]))
         promotes = actions == "promote"
+        timeout = draw(st.sampled_from(TIMEOUTS))
+        guard = draw(st.sampled_from(GUARDS)) if promotes else None
+        alarms = draw(st.sampled_from(ALARM_SETS)) if guard else ()
+        fitting = [bake for bake in BAKES if bake <= timeout / 2] if alarms else []
+        bake = draw(st.sampled_from([None, *fitting, *fitting])) if fitting else None
         return Declaration(
             name=name,
             actions=ACTIONS[actions],
@@ -194,11 +256,58 @@ def declarations(name: str = "shadow-test") -> st.SearchStrategy[Declaration]:
             desired_state=draw(st.sampled_from(STATES)),
             reason=draw(st.sampled_from(["shadow beat production", None])),
             stop_on=draw(st.sampled_from(STOP_ONS)),
-            completion_timeout=draw(st.sampled_from(TIMEOUTS)),
-            guard=draw(st.sampled_from(GUARDS)) if promotes else None,
+            completion_timeout=timeout,
+            guard=guard,
+            alarms=alarms,
+            thresholds=not alarms or draw(st.sampled_from([True, True, False])),
+            bake_seconds=bake,
+            roll_back_to=draw(st.sampled_from([PRODUCTION_CONFIG, PRODUCTION_CONFIG, None])) if bake else None,
+            on_inconclusive=draw(st.sampled_from([None, None, "Fail", "FallBack"])) if guard else None,
         )
 
     return declaration()
+
+
+def baking_declarations(name: str = "shadow-test") -> st.SearchStrategy[Declaration]:
+    """A guarded promotion that bakes (the lives a generated declaration brings about too seldom otherwise)."""
+
+    @st.composite
+    def declaration(draw: st.DrawFn) -> Declaration:
+        timeout = draw(st.sampled_from((1800, 600, 3300, 300)))
+        return Declaration(
+            name=name,
+            actions=ACTIONS["promote"],
+            shadow_instances=draw(st.sampled_from([2, None])),
+            desired_state=draw(st.sampled_from([None, "Completed"])),
+            reason=draw(st.sampled_from(["shadow beat production", None])),
+            stop_on=draw(st.sampled_from([("Update", "Delete"), ("Update",)])),
+            completion_timeout=timeout,
+            guard=draw(st.sampled_from(["Fail", "FallBack"])),
+            alarms=draw(st.sampled_from(ALARM_SETS)),
+            thresholds=draw(st.booleans()),
+            bake_seconds=draw(st.sampled_from([bake for bake in BAKES if bake <= timeout / 2])),
+            roll_back_to=draw(st.sampled_from([PRODUCTION_CONFIG, PRODUCTION_CONFIG, None])),
+            on_inconclusive=draw(st.sampled_from([None, "Fail", "FallBack"])),
+        )
+
+    return declaration()
+
+
+def fitted(declaration: Declaration) -> Declaration:
+    """The declaration as synth lets it be: a guard only on a promotion, a bake only with alarms and within half
+    the completion timeout (cut to fit, or left out), RollBackTo only with a bake."""
+    if declaration.guard is None or not declaration.promotes:
+        declaration = replace(declaration, guard=None, alarms=(), thresholds=True, on_inconclusive=None)
+    bake = declaration.bake_seconds
+    if bake is not None:
+        fitting = [seconds for seconds in BAKES if seconds <= min(bake, declaration.completion_timeout / 2)]
+        bake = fitting[-1] if fitting and declaration.alarms else None
+    return replace(
+        declaration,
+        thresholds=declaration.thresholds or not declaration.alarms,
+        bake_seconds=bake,
+        roll_back_to=declaration.roll_back_to if bake is not None else None,
+    )
 
 
 def _next(values: tuple[Any, ...], current: Any, step: int = 1) -> Any:
@@ -215,13 +324,37 @@ def changed(declaration: Declaration, change: str, pick: int) -> Declaration:
         current = next(key for key, value in ACTIONS.items() if value == declaration.actions)
         actions = _next(tuple(ACTIONS), current, 1 + pick % 2)
         if actions != "promote":
-            return replace(declaration, actions=ACTIONS[actions], shadow_instances=None, guard=None)
-        return replace(
-            declaration, actions=ACTIONS[actions], shadow_instances=2 if pick % 2 else None, guard=GUARDS[pick % 3]
+            return fitted(replace(declaration, actions=ACTIONS[actions], shadow_instances=None, guard=None))
+        return fitted(
+            replace(
+                declaration,
+                actions=ACTIONS[actions],
+                shadow_instances=2 if pick % 2 else None,
+                guard=GUARDS[pick % 3],
+                alarms=ALARM_SETS[pick % 2],
+                bake_seconds=BAKES[-1] if pick >= 2 else None,
+                roll_back_to=PRODUCTION_CONFIG if pick != 3 else None,
+            )
         )
     if change == "PromotionGuard" and declaration.promotes:
-        return replace(declaration, guard=_next(GUARDS, declaration.guard, 1 + pick % 2))
+        return _guard_changed(declaration, pick)
     return replace(declaration, stop_on=_next(STOP_ONS, declaration.stop_on, 1 + pick % 2))
+
+
+def _guard_changed(declaration: Declaration, pick: int) -> Declaration:
+    """A promotion's guard changed: its OnFailure, or a bake (with its alarms) declared, or no longer."""
+    if pick % 3 == 2:
+        baking = declaration.bake_seconds is None
+        return fitted(
+            replace(
+                declaration,
+                guard=declaration.guard or "Fail",
+                alarms=declaration.alarms or ALARM_SETS[0],
+                bake_seconds=BAKES[-1] if baking else None,
+                roll_back_to=PRODUCTION_CONFIG if baking and pick != 5 else None,
+            )
+        )
+    return fitted(replace(declaration, guard=_next(GUARDS, declaration.guard, 1 + pick % 2)))
 
 
 # The oracle: what the declaration, CloudFormation and the evidence allow -------------------------------------------
@@ -267,28 +400,55 @@ def why_not_asked(sent: Sent) -> list[str]:
     return why
 
 
-def allowed_stops(sent: Sent, evidence: dict[str, str]) -> list[tuple[dict[str, Any], str]]:
+def guard_verdict(declaration: Declaration, call: StopCall) -> str:
+    """What the guard made of the evidence the event had read when it sent `call`: pass, fail, inconclusive, or
+    unreadable (its alarms or metrics could not be read). Its alarms: ALARM fails, OK passes, one not found is
+    inconclusive, INSUFFICIENT_DATA is no evidence; its metrics: whole passes, worse fails, the rest is
+    inconclusive; no evidence at all is inconclusive."""
+    seen = call.alarms_seen if declaration.alarms else {}
+    metrics = call.evidence if declaration.thresholds else "none read"
+    if not isinstance(seen, dict) or metrics in {None, "unreadable"}:
+        return "unreadable"
+    checks = set()
+    for name in declaration.alarms:
+        state = seen.get(name)
+        checks.add({"ALARM": "fail", "OK": "pass", None: "inconclusive"}.get(state, "no evidence"))
+    if declaration.thresholds:
+        checks.add({"whole": "pass", "worse": "fail"}.get(str(metrics), "inconclusive"))
+    if "fail" in checks:
+        return "fail"
+    return "inconclusive" if "inconclusive" in checks or "pass" not in checks else "pass"
+
+
+def allowed_stops(sent: Sent, call: StopCall) -> list[tuple[dict[str, Any], str]]:
     """The stops (less Reason) this event may send, each with how its Reason must start ("" for the declared).
 
-    A guard promotes only on a window that was read whole and passing; otherwise an Update with OnFailure Fail
-    stops nothing, and one with FallBack, or a Delete, falls back (a Delete also where the metrics could not be
-    read at all).
+    A guard promotes only on evidence that passes (a window read whole and passing, no alarm in ALARM or not found,
+    one alarm at least OK where the guard has only alarms); otherwise an Update stops nothing where the guard says
+    Fail for what it found (OnFailure, OnInconclusive), or where the evidence could not be read, and falls back
+    where it says FallBack; a Delete always falls back.
     """
     declaration = sent.declaration
     if declaration.guard is None:
         return [(declared_stop(declaration), "")]
-    found = evidence.get(sent.request_id)  # what this event's last GetMetricData found
-    if found == "whole":
+    verdict = guard_verdict(declaration, call)
+    if verdict == "pass":
         return [(declared_stop(declaration), "")]
-    if sent.request_type == "Delete" or (declaration.guard == "FallBack" and found not in {None, "unreadable"}):
-        return [(fallback_stop(declaration), FALLBACK_REASONS[found or "unreadable"])]
+    choice = declaration.on_inconclusive or declaration.guard if verdict == "inconclusive" else declaration.guard
+    if sent.request_type == "Delete" or (choice == "FallBack" and verdict != "unreadable"):
+        return [(fallback_stop(declaration), FALLBACK_REASONS["fail" if verdict == "fail" else "inconclusive"])]
     return []
 
 
-def problems_with_stop(call: StopCall, sent: Sent, calls_before: int, evidence: dict[str, str]) -> list[str]:
+def problems_with_stop(call: StopCall, sent: Sent, calls_before: int) -> list[str]:
     """Invariant 1 for one StopInferenceExperiment sent by a run of `sent`'s event."""
     problems = why_not_asked(sent)
     stale = call.stack.operation != sent.operation  # the stack has begun another operation since it sent the event
+    if stale and call.stack.began <= sent.sent_at + SENT_PRECISION_SECONDS:
+        # It began within X-Amz-Date's precision (whole seconds) of the event: no handler can tell the two apart,
+        # and the event is taken for one of that operation.
+        stale = False
+        problems = [problem for problem in problems if not problem.startswith("it was sent in ")]
     if sent.request_type == "Delete":
         twins = [
             logical_id
@@ -309,7 +469,7 @@ def problems_with_stop(call: StopCall, sent: Sent, calls_before: int, evidence: 
         problems.append(f"it is the event's stop number {calls_before + 1}")
     params = dict(call.params)
     reason = str(params.pop("Reason", ""))
-    matching = [start for request, start in allowed_stops(sent, evidence) if request == params]
+    matching = [start for request, start in allowed_stops(sent, call) if request == params]
     if not matching:
         problems.append(f"the stop {params} is neither the declared one nor the guard's fallback allowed")
     elif matching[0] == "" and reason != (sent.declaration.reason or reason) and sent.request_id not in reason:
@@ -350,7 +510,15 @@ def reason_shared_with_old(sent: Sent) -> bool:
     return same_reason or (old.guard is not None and old.promotes and new.guard is not None)
 
 
-def problems_with_success(answer: Answer, sent: Sent, evidence: dict[str, str]) -> list[str]:
+def same_reason_as_old(sent: Sent) -> bool:
+    """Whether an Update declares the Reason its previous declaration did: a delivery that finds the experiment ended
+    cannot tell its own stop from one the previous declaration sent, and answers as for someone else's (FAILED for a
+    Promote, with no promotion of its own to bake or roll back: fail safe)."""
+    old, new = sent.old_declaration, sent.declaration
+    return sent.request_type == "Update" and old is not None and new.reason is not None and old.reason == new.reason
+
+
+def problems_with_success(answer: Answer, sent: Sent) -> list[str]:
     """Invariant 3 for one SUCCESS answer."""
     problems = []
     data = answer.body.get("Data") or {}
@@ -366,6 +534,8 @@ def problems_with_success(answer: Answer, sent: Sent, evidence: dict[str, str]) 
             "FellBack": fallback_stop(sent.declaration)["ModelVariantActions"],
             "Inconclusive": fallback_stop(sent.declaration)["ModelVariantActions"],
         }
+        if decision.startswith("Inconclusive:") and ROLLED_BACK_TO in decision:  # an inconclusive bake fell back
+            kinds["Inconclusive"] = dict(sent.declaration.actions)
         if not own or ending is None:
             problems.append(f"Decision {decision!r}, but the stop that ended the experiment was not this event's")
         elif ending.actions != kinds.get(decision.partition(":")[0]):
@@ -383,9 +553,117 @@ def problems_with_success(answer: Answer, sent: Sent, evidence: dict[str, str]) 
             who = "someone else" if ending is None or ending.call.request_id is None else ending.call.request_id
             problems.append(f"the Update declares a Promote, but the stop that ended the experiment was {who}'s")
         if declaration.promotes and own and ending is not None:
-            stops = [request for request, _ in allowed_stops(sent, evidence)]
+            stops = [request for request, _ in allowed_stops(sent, ending.call)]
             if {k: v for k, v in ending.call.params.items() if k != "Reason"} not in stops:
                 problems.append("the stop that ended the experiment is not one this Update may send")
+    return problems
+
+
+# The bake: what the simulated alarms' true timeline says of it --------------------------------------------------
+
+ROLLED_BACK_TO = "; rolled back to "  # an inconclusive bake's SUCCESS under OnInconclusive FallBack says so
+# What an answer says where no rollback was sent for a reason of the gate's (the deadline, a later operation, an
+# endpoint someone else changed, or that could not be read right before), or because the bake could not start.
+GATE_REFUSED = ("was not rolled back to", "nothing rolled back")
+# A promotion still updating at the deadline (or not yet seen serving: the endpoint is looked at every 15 s at
+# most, and not at all while its reads are throttled) answers FAILED saying RollBackTo could not be applied.
+NOT_APPLIED = "could not be applied"
+LOOKS_APART_SECONDS = 15.0
+# Handler bugs this machine found (issue 20's model-based test): each is recognised narrowly where an invariant
+# meets it, counted, and let pass, so that generation goes on testing everything else. Each has a written-out life
+# (test_a_known_handler_bug) that fails on the handler as it is: once the bug is fixed, that life passes, strict
+# xfail fails the suite, and the bug's entry and its recognition here go.
+KNOWN_BUGS = {
+    "hand-on": "a wait handed on after its promotion served that cannot be handed on answers FAILED without rolling "
+    "the endpoint back",
+    "deleted since": "a copy judging after the bake's verdict fails it on an alarm deleted since, and rolls back",
+    "settling": "a look between the window's end and the verdict takes an alarm in ALARM after the window for one "
+    "in it: it fails the bake and rolls back where a copy passes it",
+    "another event's fallback": "an Update with a guard takes the fallback stop of an earlier event of its stopper "
+    "(a Reason that names no event) for its own, and answers SUCCESS with that event's decision",
+    "ended after the deadline": "a copy that finds its own promotion ended after the event's deadline answers FAILED "
+    "without saying that RollBackTo could not be applied (the first delivery says so)",
+    "another configuration": "a copy that finds its own stop ended takes the configuration the endpoint serves now "
+    "(someone else's deploy) for its promotion: it bakes that, answers on it, and rolls it back",
+}
+LET_KNOWN_BUGS_PASS = True  # the written-out lives of the known bugs turn it off
+
+
+@dataclass(frozen=True)
+class Bake:
+    """An Update's bake as it truly was: its window (from when the endpoint began serving the event's own
+    promotion) and why it does not pass (nothing: it passes)."""
+
+    start: float
+    end: float
+    fails: tuple[str, ...]  # why it does not pass: an alarm in ALARM, an alarm gone, no time left
+    inconclusive: bool  # every alarm lacked data throughout
+    alarmed: bool  # an alarm was in ALARM in it
+
+    @property
+    def passes(self) -> bool:
+        return not self.fails and not self.inconclusive
+
+
+def true_bake(world: World, sent: Sent) -> Bake | None:
+    """The bake of `sent` (an Update that declares one) by the world's own timeline; None where its promotion never
+    served (not this event's stop, a stop that did not promote, an endpoint update that failed)."""
+    declaration = sent.declaration
+    if sent.request_type != "Update" or not declaration.bakes or declaration.bake_seconds is None:
+        return None
+    found = world.experiments.get(declaration.name)
+    ending = found.ending if found is not None else None
+    if ending is None or ending.call.request_id != sent.request_id or ending.promotion is None:
+        return None
+    promotion = ending.promotion
+    if promotion.failure is not None:
+        return None
+    start = max(promotion.ends, ending.completes_at)
+    end = start + declaration.bake_seconds
+    fails = []
+    if end > sent.deadline - 60:
+        fails.append("the bake cannot end 60 s before the deadline")
+    alarms = [world.alarms[name] for name in declaration.alarms]
+    for alarm in alarms:
+        if alarm.in_alarm(start, end):
+            fails.append(f"alarm {alarm.name} was in ALARM during the bake")
+        if alarm.deleted_at is not None and alarm.deleted_at <= end + 30:
+            fails.append(f"alarm {alarm.name} was deleted before the bake was judged")
+    inconclusive = all(alarm.lacked_data(start, end) for alarm in alarms)
+    return Bake(start, end, tuple(fails), inconclusive, any(alarm.in_alarm(start, end) for alarm in alarms))
+
+
+def problems_with_rollback(call: EndpointCall, sent: Sent, world: World) -> list[str]:
+    """What the gate should have refused of one UpdateEndpoint sent by a run of `sent`'s event."""
+    problems = []
+    declaration = sent.declaration
+    if not declaration.bakes or declaration.roll_back_to is None:
+        problems.append("its declaration rolls nothing back")
+    elif call.params != {"EndpointName": ENDPOINT, "EndpointConfigName": declaration.roll_back_to}:
+        problems.append(f"it is not the declared rollback to {declaration.roll_back_to}")
+    if call.at > sent.deadline:
+        problems.append(f"it was sent {call.at - sent.deadline:.0f} s after the event's deadline")
+    if call.stack.operation != sent.operation and call.stack.began > sent.sent_at + SENT_PRECISION_SECONDS:
+        problems.append(f"the stack had begun a later operation (its {call.stack.operation}, sent in {sent.operation})")
+    found = world.experiments.get(declaration.name)
+    promotion = found.ending.promotion if found is not None and found.ending is not None else None
+    if promotion is None:
+        problems.append("no promotion of the experiment made the endpoint's configuration")
+        return problems
+
+    def on_it(view: EndpointView | None) -> bool:
+        updating = view is not None and view.status == "Updating" and view.pending in {None, promotion.config}
+        return view is not None and view.serving == promotion.config and (view.status == "InService" or updating)
+
+    if not on_it(call.endpoint):
+        if on_it(call.described):
+            # Someone else's update began between the gate's DescribeEndpoint and the rollback: no gate can see it.
+            SITUATIONS["a rollback raced another deploy"] += 1
+        else:
+            problems.append(
+                f"the endpoint was {call.endpoint.status} on {call.endpoint.serving} (updating to "
+                f"{call.endpoint.pending}), not on {promotion.config}, which the promotion made"
+            )
     return problems
 
 
@@ -447,6 +725,16 @@ class How:
     forgery: str | None  # a later link's continuation record altered: one this function did not write
 
 
+@dataclass(frozen=True)
+class AlarmPlan:
+    """What one alarm does from a moment on (one rule argument, as for Update)."""
+
+    alarm: str  # ALARMS
+    pattern: str  # ALARM_PATTERNS
+    anchor: str  # "now", or "the next promotion": from when the endpoint serves the next promotion
+    after: float  # seconds after the anchor
+
+
 class Disarm:
     """What crhelper keeps as its timer: cancelling it disarms the simulated one."""
 
@@ -489,6 +777,25 @@ CHANGES = ("Reason", "ModelVariantActions", "DesiredState", "Reason", "Promotion
 METRICS = st.sampled_from(["whole", *METRIC_MODES])  # what the guard windows read from now on hold
 LATER = st.sampled_from([0.0, 0.0, 300.0, 1200.0])  # how long after the last step a deploy begins
 FAILS_AFTER = st.sampled_from([None, None, None, 60.0, 400.0, 1000.0])  # another resource of the update fails then
+# When alarms change, from when the endpoint begins serving the next promotion: as it does, during the bake (a 1-
+# minute bake ends at 60 s), or after it.
+ALARM_OFFSETS = (-5.0, 37.3, 113.7, 290.1, 650.3)
+ALARM_PLANS = st.builds(
+    AlarmPlan,
+    st.sampled_from(list(ALARMS)),
+    st.sampled_from(list(ALARM_PATTERNS)),
+    st.sampled_from(["the next promotion", "the next promotion", "now"]),
+    st.sampled_from(ALARM_OFFSETS),
+)
+# What the guard's alarms do from when the endpoint serves the first promotion (a create's): mostly something.
+PROMOTION_PLANS = st.builds(
+    AlarmPlan,
+    st.sampled_from(list(ALARMS)),
+    st.sampled_from(list(ALARM_PATTERNS)),
+    st.just("the next promotion"),
+    st.sampled_from(ALARM_OFFSETS),
+)
+FIRST_PLANS = st.one_of(st.none(), PROMOTION_PLANS, PROMOTION_PLANS)
 FORGERIES = ("a link's deadline forged 30 days out", "a link's number forged: 1000000001")
 HAPPENINGS: dict[
     str, tuple[str, str | float]
@@ -551,7 +858,10 @@ class CloudFormationLife(RuleBasedStateMachine):
         self.touched: set[str] = set()  # experiments stopped by hand, deleted or updated (or about to be)
         self.failing: object = None  # the update another resource of which is to fail
         self._stops_checked = self._answers_checked = self._runs_checked = self._invokes_checked = 0
-        self._late_checked = self._waits_checked = 0
+        self._late_checked = self._waits_checked = self._updates_checked = self._bakes_checked = 0
+        self.rolled_back: Counter[str] = Counter()  # accepted UpdateEndpoints, by event
+        self.bake_verdicts: dict[str, dict[str, str]] = {}  # an event -> its answers after its promotion, by status
+        self.run_of: dict[int, Run] = {}  # an answer (by id) -> the run that gave it
         self._numbers = itertools.count(2)
 
     # helpers
@@ -608,13 +918,18 @@ class CloudFormationLife(RuleBasedStateMachine):
         SITUATIONS[
             f"a copy of a{'n' if sent.request_type == 'Update' else ''} {sent.request_type} in a later operation"
         ] += later
+        again = delivery.link == 1 and delivery.request_id in self.delivered
         if delivery.link == 1:
-            SITUATIONS["a second delivery"] += delivery.request_id in self.delivered
+            SITUATIONS["a second delivery"] += again
             self.delivered.add(delivery.request_id)
             if delivery.payload["RequestType"] != "Create":
                 self.redeliverable.add(delivery.request_id)
+        bake = true_bake(world, sent)
+        if bake is not None:
+            SITUATIONS["a copy delivered during a bake"] += again and bake.start <= arrived <= bake.end
+            SITUATIONS["a delivery after a bake's end"] += arrived > bake.end + 30
         context = ClockContext(world.clock, min(longest + 60, LAMBDA_MAX_TIMEOUT_SECONDS) * 1000)
-        world.current, world.trouble = delivery, set()
+        world.current, world.trouble, world.described = delivery, set(), None
         try:
             index.handler(copy.deepcopy(delivery.payload), context)
         except FunctionTimedOut:
@@ -644,29 +959,45 @@ class CloudFormationLife(RuleBasedStateMachine):
                 stopped,
             )
         )
+        for answer in answered:
+            self.run_of[id(answer)] = self.runs[-1]
         world.stack_of(rid).take_answers(self.answers)
 
     # CloudFormation
 
     @initialize(
-        declaration=declarations(),
+        declaration=st.one_of(declarations(), baking_declarations()),
         timeline=experiment_strategy(),
         metrics=METRICS,
         then=st.sampled_from([*CHANGES, None]),
         fails_after=FAILS_AFTER,
+        alarms=FIRST_PLANS,
+        rollback=st.sampled_from([ROLLBACKS[0], ROLLBACKS[0], *ROLLBACKS]),
     )
-    def create(
+    def create(  # noqa: PLR0917 (the life's beginning)
         self,
         declaration: Declaration,
         timeline: tuple[float, float, float],
         metrics: str,
         then: str | None,
         fails_after: float | None,
+        alarms: AlarmPlan | None = None,
+        rollback: str = ROLLBACKS[0],
     ) -> None:
-        """The stack is created (its Create delivered at once), with an experiment and a guard's data as they are;
-        then, mostly, its next deploy changes one property (`then`), and it is under way."""
+        """The stack is created (its Create delivered at once), with an experiment, a guard's data and its alarms as
+        they are, and what the first rollback will meet; then, mostly, its next deploy changes one property (`then`),
+        and it is under way. A promotion that bakes is mostly given the chance to: an experiment that runs in time, a
+        window of evidence read whole, and an update that asks for its stop."""
+        if declaration.bakes:
+            starting_for, stop_takes, endpoint_takes = timeline
+            timeline = (min(starting_for, 300.0), stop_takes, endpoint_takes)
+            metrics = "whole" if metrics in {"partial", "empty"} else metrics
+            then = "Reason" if then in {"ModelVariantActions", "PromotionGuard", "StopOn"} else then
         self._new_experiment(declaration.name, timeline)
         self.world.metric_mode = metrics
+        if alarms is not None:
+            self.an_alarm_changes(alarms)
+        self.world.rollback = rollback
         self.cloudformation.create({LOGICAL_ID: declaration})
         [create] = [delivery for delivery in self.world.queue if delivery.request_id in self.cloudformation.pending]
         self._run(create)
@@ -680,7 +1011,8 @@ class CloudFormationLife(RuleBasedStateMachine):
     ) -> None:
         """A new stack of the same name, for a new experiment (the old stack's late events may still come)."""
         self.world.new_stack()
-        self.create(replace(declaration, name=f"shadow-test-{next(self._numbers)}"), timeline, metrics, None, None)
+        renamed = replace(declaration, name=f"shadow-test-{next(self._numbers)}")
+        self.create(renamed, timeline, metrics, None, None, None, self.world.rollback)
 
     @precondition(lambda self: self.cloudformation.stable)
     @rule(update=st.builds(Update, st.sampled_from(CHANGES), st.integers(0, 5), FAILS_AFTER, LATER, METRICS))
@@ -697,7 +1029,7 @@ class CloudFormationLife(RuleBasedStateMachine):
     def change_the_timeout_only(self, timeout: int, later: float) -> None:
         self.world.advance(later)
         logical_id, declaration = self.stopper()
-        self._update({logical_id: replace(declaration, completion_timeout=timeout)}, None)
+        self._update({logical_id: fitted(replace(declaration, completion_timeout=timeout))}, None)
 
     @precondition(lambda self: self.cloudformation.stable)
     @rule(
@@ -889,6 +1221,39 @@ class CloudFormationLife(RuleBasedStateMachine):
         self.world.at(at, stop)
         self.world.advance(0)
 
+    @rule(plan=ALARM_PLANS)
+    def an_alarm_changes(self, plan: AlarmPlan) -> None:
+        """One of the guard's alarms does as `plan` says: from now (plus `after`), or from when the endpoint serves
+        the next promotion (before, during or after its bake)."""
+        if plan.anchor == "now":
+            self.world.alarms[plan.alarm].behave(plan.pattern, self.world.clock.now + max(0.0, plan.after))
+        else:
+            self.world.on_promotion.append((plan.alarm, plan.pattern, plan.after))
+
+    @rule(how=st.sampled_from(ROLLBACKS[1:]))
+    def the_next_rollback(self, how: str) -> None:
+        """The handler's next UpdateEndpoint takes long, fails (Failed, or undone by SageMaker), is refused, or its
+        answer is lost (with botocore's retry refused, as the endpoint is Updating, or not tried)."""
+        self.world.rollback = how
+
+    @rule(after=st.sampled_from([0.0, 60.0, 400.0, 1000.0, 1800.0]), by_the_stack=st.booleans())
+    def another_deploy_updates_the_endpoint(self, after: float, by_the_stack: bool) -> None:
+        """`after` seconds on, the endpoint is updated to a configuration of someone else's: by hand, or by a
+        deploy of the stack (which moves its LastUpdatedTime; a stack that is not stable then is left alone)."""
+        config = f"{ENDPOINT}-config-newer-{next(self._numbers)}"
+
+        def deploy(at: float) -> None:
+            world, stack = self.world, self.cloudformation
+            waiting = [d for d in world.queue if d.link > 1 and world.events[d.request_id].declaration.bakes]
+            SITUATIONS["a later deploy while a link of a bake waits"] += bool(waiting)
+            if by_the_stack and stack.stable:
+                SITUATIONS["a later deploy of the stack"] += 1
+                stack.update(dict(stack.template))  # another resource of it changes: LastUpdatedTime moves
+            world.update_endpoint({"EndpointName": ENDPOINT, "EndpointConfigName": config}, None, by="someone else")
+
+        self.world.at(self.world.clock.now + after, deploy)
+        self.world.advance(0)
+
     def aws_has_trouble(self, trouble: str) -> None:
         """AWS has trouble for a while (see TROUBLES)."""
         service, how, amount = TROUBLES[trouble]
@@ -912,7 +1277,7 @@ class CloudFormationLife(RuleBasedStateMachine):
             if call.request_id is None:
                 continue
             sent = self.world.events[call.request_id]
-            problems = problems_with_stop(call, sent, counts[call.request_id], self.world.evidence)
+            problems = problems_with_stop(call, sent, counts[call.request_id])
             counts[call.request_id] += 1
             assert not problems, f"invariant 1: {sent.request_type} {call.request_id} sent {call.params}: {problems}"
             if call.accepted:
@@ -947,7 +1312,12 @@ class CloudFormationLife(RuleBasedStateMachine):
             if answer.body["Status"] == "FAILED":
                 assert sent.request_type != "Delete", f"invariant 6: a Delete answered FAILED: {answer.body}"
                 continue
-            problems = problems_with_success(answer, sent, self.world.evidence)
+            problems = problems_with_success(answer, sent)
+            ending, rid = answer.ending, sent.request_id
+            reason = str(ending.call.params.get("Reason", "")) if ending is not None else ""
+            others = ending is not None and ending.call.request_id not in {None, rid}
+            if self._known("another event's fallback", bool(problems) and others and reason.startswith(FALLBACKS)):
+                continue
             assert not problems, f"invariant 3: {sent.request_type} {sent.request_id} answered SUCCESS: {problems}"
 
     @invariant()
@@ -1040,12 +1410,138 @@ class CloudFormationLife(RuleBasedStateMachine):
         for invoke in self.world.invokes[self._invokes_checked :]:
             self._invokes_checked += 1
             SITUATIONS["a hand-on"] += 1
+            phase = invoke.payload[CONTINUATION].get("Phase")
+            SITUATIONS["a bake handed on"] += phase == "Baking"
+            SITUATIONS["a rollback handed on"] += phase == "RollingBack"
             sent = self.world.events[invoke.request_id]
             assert invoke.queued_at <= sent.given_up_at, (
                 f"invariant 7: {sent.request_type} {sent.request_id} was handed on "
                 f"{invoke.queued_at - sent.given_up_at:.0f} s after CloudFormation stopped waiting for it"
             )
             assert invoke.link <= MAX_LINKS, f"invariant 7: a wait was handed on to link {invoke.link}"
+
+    @invariant()
+    def no_rollback_the_gate_should_refuse(self) -> None:
+        """Invariants 9 and 10."""
+        for call in self.world.endpoint_calls[self._updates_checked :]:
+            self._updates_checked += 1
+            if call.request_id is None:
+                continue
+            SITUATIONS["an UpdateEndpoint refused as the endpoint was Updating"] += "in-progress" in call.answer
+            sent = self.world.events[call.request_id]
+            problems = problems_with_rollback(call, sent, self.world)
+            run = next(
+                run
+                for run in reversed(self.runs)
+                if run.delivery.request_id == call.request_id and run.arrived <= call.at <= run.finished
+            )
+            if self._known(
+                "another configuration", self._after_someone_elses_update(sent, run.delivery.link, run.arrived)
+            ):
+                problems = [problem for problem in problems if not problem.startswith("the endpoint was")]
+            assert not problems, f"invariant 9: {sent.request_type} {sent.request_id} sent {call.params}: {problems}"
+            SITUATIONS["a rollback sent"] += 1
+            SITUATIONS["a rollback whose answer was lost"] += call.accepted and bool(call.answer)
+            if call.accepted:
+                self.rolled_back[call.request_id] += 1
+                assert self.rolled_back[call.request_id] <= 1, (
+                    f"invariant 10: {sent.request_type} {sent.request_id} had a second UpdateEndpoint accepted: "
+                    f"{[c for c in self.world.endpoint_calls if c.request_id == call.request_id]}"
+                )
+
+    @invariant()
+    def a_bake_that_does_not_pass_rolls_back(self) -> None:
+        """Invariants 11 and 12, and invariant 2 for the bake."""
+        for answer in self.answers.noted[self._bakes_checked :]:
+            self._bakes_checked += 1
+            rid = str(answer.body.get("RequestId"))
+            sent = self.world.events[rid]
+            bake = true_bake(self.world, sent)
+            if bake is None or answer.at < bake.start or answer.forged:
+                continue
+            status, reason = answer.body["Status"], str(answer.body.get("Reason", ""))
+            decision = str((answer.body.get("Data") or {}).get("Decision", ""))
+            self._note_bake(answer, sent, bake, f"{reason} {decision}")
+            what = f"{sent.request_type} {rid} (baked {bake.start:.0f}-{bake.end:.0f}) answered {status}"
+            another = self._known("another configuration", self._took_another_configuration(sent, answer))
+            settling = status == "FAILED" and "went to ALARM during the bake" in reason and not bake.alarmed
+            deleted = status == "FAILED" and "was not found during the bake" in reason and bake.passes
+            known = another or self._known("settling", settling) or self._known("deleted since", deleted)
+            verdict = status == "FAILED" or decision == "Promoted" or ROLLED_BACK_TO in decision
+            waited_for = answer.operation == sent.operation  # CloudFormation still waits for it (invariant 2)
+            # A delivery that cannot tell its own stop from the previous declaration's says so (fail safe).
+            unrecognised = same_reason_as_old(sent) and "stopped by someone else" in reason
+            if verdict and waited_for and not (answer.trouble or known or unrecognised):
+                # Every delivery judges the same window from what CloudWatch recorded: the same verdict.
+                verdicts = self.bake_verdicts.setdefault(rid, {})
+                verdicts.setdefault(status, f"{reason or decision} (at {answer.at - bake.end:+.0f} s from its end)")
+                assert len(verdicts) == 1, f"invariant 2: the copies of {sent.request_type} {rid} disagree: {verdicts}"
+            if status == "SUCCESS" and decision == "Promoted" and not another:
+                why = bake.fails or ("every alarm lacked data throughout",)
+                assert bake.passes, f"invariant 12: {what} Promoted, yet {'; '.join(why)}"
+            if sent.declaration.roll_back_to is None or not (status == "FAILED" or ROLLED_BACK_TO in decision):
+                continue
+            if answer.trouble & {"a slow call", "a deleted experiment"} or unrecognised or another:
+                # crhelper's timer answered for a run slowed to the function's timeout; or the experiment, which
+                # names the endpoint and its promoted configuration, is gone (deleted with its stack, say)
+                continue
+            if self._known("hand-on", reason.startswith("Could not hand the wait")):
+                continue
+            if self._known(
+                "ended after the deadline", "after this event's deadline" in reason and bake.start > sent.deadline
+            ):
+                continue
+            rolled_back = any(call.request_id == rid and call.at <= answer.at for call in self.world.endpoint_calls)
+            refused = any(words in reason for words in GATE_REFUSED)
+            blind = answer.at - bake.start <= LOOKS_APART_SECONDS or "a throttled read" in answer.trouble
+            assert rolled_back or refused or (NOT_APPLIED in reason and blind), (
+                f"invariant 11: {what} {reason or decision!r}, after its promotion served, with no UpdateEndpoint "
+                f"to {sent.declaration.roll_back_to} sent before"
+            )
+
+    @staticmethod
+    def _known(bug: str, met: bool) -> bool:
+        """Whether a known handler bug (KNOWN_BUGS) is met here, and let pass."""
+        SITUATIONS[f"known bug: {bug}"] += met
+        return met and LET_KNOWN_BUGS_PASS
+
+    def _took_another_configuration(self, sent: Sent, answer: Answer) -> bool:
+        """Whether the run that gave `answer` is a delivery of CloudFormation's event (no record of its promotion's
+        configuration) that arrived after someone else updated the endpoint its promotion had made."""
+        run = self.run_of.get(id(answer))
+        return run is not None and self._after_someone_elses_update(sent, run.delivery.link, run.arrived)
+
+    def _after_someone_elses_update(self, sent: Sent, link: int, arrived: float) -> bool:
+        found = self.world.experiments.get(sent.declaration.name)
+        promotion = found.ending.promotion if found is not None and found.ending is not None else None
+        return (
+            link == 1
+            and promotion is not None
+            and any(
+                update.by == "someone else" and promotion.ends <= update.begins <= arrived
+                for update in self.world.endpoint.updates
+            )
+        )
+
+    def _note_bake(self, answer: Answer, sent: Sent, bake: Bake, said: str) -> None:
+        """Count the bake's situations this answer shows."""
+        status = answer.body["Status"]
+        SITUATIONS["a bake that passed"] += status == "SUCCESS" and "Promoted" in said
+        SITUATIONS["a bake rolled back after an alarm"] += said.startswith("RolledBack: alarm")
+        looks = [seen for at, seen in self.world.alarm_reads.get(sent.request_id, []) if bake.start <= at <= bake.end]
+        unseen = bool(looks) and not any("ALARM" in seen.values() for seen in looks)  # found in the history alone
+        SITUATIONS["an alarm in ALARM between two looks"] += unseen and "was in ALARM during the bake" in said
+        SITUATIONS["a bake whose alarm was gone"] += "was not found during the bake" in said
+        SITUATIONS["a bake that could not end before the deadline"] += "the bake cannot end" in said
+        SITUATIONS["an inconclusive bake"] += "lacked data for the whole bake" in said
+        SITUATIONS["an inconclusive bake that fell back"] += ROLLED_BACK_TO in said
+        SITUATIONS["a rollback that failed"] += said.startswith("Rollback after")
+        SITUATIONS["a rollback the gate refused"] += "was not rolled back to" in said
+        SITUATIONS["a rollback refused: the stack began another operation"] += (
+            "was not rolled back to" in said and "the stack began another operation" in said
+        )
+        SITUATIONS["an alarm's history read over pages"] += self.world.history_pages > 0
+        SITUATIONS["a bake without RollBackTo that failed"] += "no roll_back_to declared" in said
 
     def teardown(self) -> None:
         """Let Lambda work through its queue; then every delivered event must have had an answer (invariant 5)."""
@@ -1070,6 +1566,8 @@ class CloudFormationLife(RuleBasedStateMachine):
         self.a_late_event_is_told_so()
         self.no_wait_outlasts_its_deadline()
         self.no_chain_outlives_its_event()
+        self.no_rollback_the_gate_should_refuse()
+        self.a_bake_that_does_not_pass_rolls_back()
 
     def _note(self, answer: Answer, sent: Sent) -> None:
         """Count the situations this answer shows the machine brought about."""
@@ -1240,6 +1738,219 @@ def a_moved_stoppers_clean_up_delivered_again_during_the_deletion(machine: Cloud
     machine.deliver_again(0)
 
 
+# The bake's lives: a promotion baked 10 minutes on one alarm, rolled back to production's configuration (a
+# 30-minute completion timeout, so 15-minute runs: the bake is handed on); the experiment stops in 4 minutes and
+# its endpoint serves the promotion 2 minutes later.
+BAKING = Declaration(
+    completion_timeout=1800, guard="Fail", alarms=ALARM_SETS[0], bake_seconds=600, roll_back_to=PRODUCTION_CONFIG
+)
+PROMPT = (0.0, 240.0, 120.0)
+
+
+def _promoted_and_baking(
+    machine: CloudFormationLife,
+    alarm: tuple[str, float] | None,
+    declaration: Declaration = BAKING,
+    timeline: tuple[float, float, float] = PROMPT,
+) -> None:
+    """The stack created, and an Update (a new Reason) under way; its alarm does `alarm` (a pattern, and seconds after
+    the endpoint serves the promotion)."""
+    plan = None if alarm is None else AlarmPlan(declaration.alarms[0], alarm[0], "the next promotion", alarm[1])
+    machine.create(declaration, timeline, "whole", "Reason", None, plan)
+    machine.check_all()
+
+
+def a_spike_between_two_looks(machine: CloudFormationLife) -> None:
+    """An alarm in ALARM for 3 s in the bake's second minute (looks are up to 15 s apart); then OK and without data
+    by turns every 7 s (a history over pages)."""
+    _promoted_and_baking(machine, ("in ALARM for 3 s", 113.7))
+    machine.world.on_promotion.append(
+        ("shadow-latency", "flapping between OK and without data every 7 s, 10 times", 130)
+    )
+    machine.deliver_every_due_event()
+
+
+def a_bake_whose_every_alarm_lacks_data(machine: CloudFormationLife) -> None:
+    """Both alarms without data from just before the endpoint serves the promotion: inconclusive, and OnInconclusive
+    FallBack rolls back and answers SUCCESS."""
+    declaration = replace(BAKING, alarms=ALARM_SETS[1], on_inconclusive="FallBack", bake_seconds=300)
+    _promoted_and_baking(machine, ("without data from then on", -5.0), declaration)
+    machine.world.on_promotion.append(("shadow-errors", "without data from then on", -5.0))
+    machine.deliver_every_due_event()
+
+
+def a_late_link_after_a_later_deploy(machine: CloudFormationLife) -> None:
+    """Issue 20's first situation: the bake is handed on; its next link waits in Lambda's queue past the deadline and
+    CloudFormation's wait, while another deploy updates the endpoint; the alarm has fired meanwhile."""
+    _promoted_and_baking(machine, ("in ALARM from then on", 560.3))
+    machine.deliver(How(0, "on time", twice=False, cold=False, trouble=None, forgery=None))
+    machine.check_all()
+    machine.another_deploy_updates_the_endpoint(1000.0, by_the_stack=False)
+    machine.check_all()
+    [link] = [delivery for delivery in machine.world.queue if delivery.link > 1]
+    which = sorted(machine.world.queue, key=lambda delivery: delivery.due).index(link)
+    machine.deliver(How(which, "after CloudFormation gave up", twice=False, cold=False, trouble=None, forgery=None))
+    machine.check_all()
+    machine.deliver_every_due_event()
+
+
+def a_later_operation_while_a_link_bakes(machine: CloudFormationLife) -> None:
+    """Another resource of the update fails while the first run bakes: the stack rolls back (its Update answered),
+    then deploys again, updating the endpoint too; the bake's next link then sees the alarm fire, within the
+    deadline: the gate refuses the rollback, as the stack began another operation."""
+    _promoted_and_baking(machine, ("in ALARM from then on", 560.3))
+    machine.the_update_fails_elsewhere(300.0)
+    machine.deliver(How(0, "on time", twice=False, cold=False, trouble=None, forgery=None))
+    machine.check_all()
+    links = [delivery for delivery in machine.world.queue if delivery.link > 1]
+    while len(machine.world.queue) > len(links):  # the rollback's Update, and what follows it
+        ordered = sorted(machine.world.queue, key=lambda delivery: delivery.due)
+        which = next(i for i, delivery in enumerate(ordered) if delivery.link == 1)
+        machine.deliver(How(which, "on time", twice=False, cold=False, trouble=None, forgery=None))
+        machine.check_all()
+    machine.another_deploy_updates_the_endpoint(0.0, by_the_stack=True)
+    machine.check_all()
+    machine.deliver_every_due_event()
+
+
+def a_copy_during_the_bake(machine: CloudFormationLife) -> None:
+    """Issue 20's second situation: a copy of the Update arrives while the first delivery bakes; the alarm fires at
+    minute 7 of the bake, and the rollback's answer is lost (botocore's retry refused: the endpoint is Updating)."""
+    _promoted_and_baking(machine, ("in ALARM for 10 minutes", 420.0))
+    machine.the_next_rollback("its answer is lost, and botocore's retry refused")
+    machine.deliver_every_due_event("each event twice")
+
+
+def a_rollback_that_fails(machine: CloudFormationLife) -> None:
+    """The alarm fires in the bake's first minute; SageMaker fails the rollback (its health check)."""
+    _promoted_and_baking(machine, ("in ALARM for 10 s", 37.3))
+    machine.the_next_rollback("it fails")
+    machine.deliver_every_due_event()
+
+
+def a_rollback_handed_on(machine: CloudFormationLife) -> None:
+    """A 55-minute completion timeout; the alarm fires at minute 7 of the bake, and the rollback takes 25 minutes
+    with no answer to UpdateEndpoint: the wait for it is handed on."""
+    _promoted_and_baking(machine, ("in ALARM for 10 minutes", 420.0), replace(BAKING, completion_timeout=3300))
+    machine.the_next_rollback("it takes 25 minutes")
+    machine.deliver_every_due_event()
+
+
+def a_bake_whose_alarm_is_deleted(machine: CloudFormationLife) -> None:
+    """The alarm is deleted in the bake's second minute; the guard has no RollBackTo: FAILED, the promotion stays."""
+    _promoted_and_baking(machine, ("deleted", 113.7), replace(BAKING, roll_back_to=None, bake_seconds=300))
+    machine.deliver_every_due_event()
+
+
+def a_bake_that_cannot_end_by_the_deadline(machine: CloudFormationLife) -> None:
+    """Issue 20's third situation: a 10-minute completion timeout, a 5-minute bake, and a promotion that serves 6
+    minutes after the event: the bake cannot end a minute before the deadline, and rolls back at once."""
+    _promoted_and_baking(machine, None, replace(BAKING, completion_timeout=600, bake_seconds=300))
+    machine.deliver_every_due_event()
+
+
+# The known handler bugs (KNOWN_BUGS), each written out: each meets its bug on the handler as it is.
+
+
+def a_hand_on_that_fails_during_the_bake(machine: CloudFormationLife) -> None:
+    """The first run bakes and hands the bake on as it ends; Lambda throttles that Invoke (three tries)."""
+    _promoted_and_baking(machine, None)
+    machine.deliver(How(0, "on time", twice=False, cold=False, trouble="an Invoke is throttled", forgery=None))
+
+
+def a_copy_after_an_alarm_was_deleted(machine: CloudFormationLife) -> None:
+    """The bake passes (SUCCESS Promoted, UPDATE_COMPLETE); its alarm is deleted 100 s after the window's end; a copy
+    of the Update delivered 200 s later judges the same window."""
+    _promoted_and_baking(machine, ("deleted", 700.0), replace(BAKING, completion_timeout=3300))
+    machine.deliver_every_due_event()
+    machine.check_all()
+    machine.world.advance(200)
+    machine.deliver_again(0)
+
+
+def a_copy_while_the_verdict_settles(machine: CloudFormationLife) -> None:
+    """An 8-minute bake, handed on 12 s after its window's end; a copy of the Update runs then, and the alarm goes to
+    ALARM 12.5 s after the window's end: the copy's look sees it; the first delivery's verdict reads the window."""
+    _promoted_and_baking(machine, ("in ALARM from then on", 492.5), replace(BAKING, bake_seconds=480))
+    machine.deliver(How(0, "on time", twice=True, cold=False, trouble=None, forgery=None))
+    machine.check_all()
+    machine.deliver_every_due_event()
+
+
+def a_copy_after_someone_elses_deploy(machine: CloudFormationLife) -> None:
+    """A 1-minute bake passes (SUCCESS Promoted, UPDATE_COMPLETE); someone deploys another configuration by hand; its
+    alarm fires 30 s after that serves; a copy of the Update, delivered 200 s later (within its deadline), finds its
+    own stop ended, takes the configuration served now for its promotion, bakes it and rolls it back."""
+    _promoted_and_baking(machine, None, replace(BAKING, completion_timeout=3300, bake_seconds=60))
+    machine.deliver_every_due_event()
+    machine.check_all()
+    machine.another_deploy_updates_the_endpoint(0.0, by_the_stack=False)
+    machine.an_alarm_changes(AlarmPlan("shadow-latency", "in ALARM for 10 s", "now", 150.0))
+    machine.world.advance(200)
+    machine.deliver_again(0)
+
+
+def an_earlier_fallback_taken_for_own(machine: CloudFormationLife) -> None:
+    """An update to a guarded promotion falls back (its window worse) and times out while the experiment is Stopping
+    (for 2,000 s); the stack rolls back; the timeout goes to 30 minutes; the same promotion is deployed again with a
+    window that passes: it finds the fallback's stop under way, takes it for its own and answers FellBack."""
+    retains = Declaration(actions=ACTIONS["retain both"], shadow_instances=None, guard=None, completion_timeout=600)
+    machine.create(retains, (0.0, 2000.0, 0.0), "whole", None, None)
+    machine.check_all()
+    machine.an_update_changes_the_declaration(Update("ModelVariantActions", 2, None, 0.0, "worse"))
+    machine.check_all()
+    machine.deliver_every_due_event()
+    machine.check_all()
+    machine.change_the_timeout_only(1800, 0.0)
+    machine.check_all()
+    machine.deliver_every_due_event()
+    machine.check_all()
+    machine.an_update_changes_the_declaration(Update("ModelVariantActions", 2, None, 0.0, "whole"))
+    machine.check_all()
+    machine.deliver_every_due_event()
+
+
+def a_copy_after_a_promotion_that_ended_late(machine: CloudFormationLife) -> None:
+    """A 5-minute completion timeout; the experiment runs only at the deadline, its stop is sent then and ends 30 s
+    later: the Update answers that RollBackTo could not be applied. A copy, delivered in the next update, finds the
+    promotion serving and says only that it ended after the deadline."""
+    declaration = replace(BAKING, completion_timeout=300, bake_seconds=60)
+    machine.create(declaration, (300.0, 30.0, 0.0), "whole", "Reason", None)
+    machine.check_all()
+    machine.deliver_every_due_event("each event twice")
+    machine.check_all()
+    machine.an_update_changes_the_declaration(Update("Reason", 0, None, 0.0, "whole"))
+    machine.check_all()
+    machine.deliver_again(1)
+
+
+class KnownBugMet(Exception):
+    """A written-out life met its known handler bug."""
+
+
+@pytest.mark.parametrize(
+    ("bug", "steps"),
+    [
+        pytest.param(bug, steps, id=bug.replace(" ", "-"), marks=pytest.mark.xfail(raises=KnownBugMet, strict=True))
+        for bug, steps in [
+            ("hand-on", a_hand_on_that_fails_during_the_bake),
+            ("deleted since", a_copy_after_an_alarm_was_deleted),
+            ("settling", a_copy_while_the_verdict_settles),
+            ("another configuration", a_copy_after_someone_elses_deploy),
+            ("another event's fallback", an_earlier_fallback_taken_for_own),
+            ("ended after the deadline", a_copy_after_a_promotion_that_ended_late),
+        ]
+    ],
+)
+def test_a_known_handler_bug(life: None, bug: str, steps: Callable[[CloudFormationLife], None]) -> None:
+    # WHEN the life that met the bug runs, every invariant checked after each step (the known bugs let pass)
+    scripted(steps)
+
+    # THEN it did not meet the bug (strict xfail: it does today; once fixed, drop the bug from KNOWN_BUGS)
+    if SITUATIONS[f"known bug: {bug}"]:
+        raise KnownBugMet(KNOWN_BUGS[bug])
+
+
 def test_cloudformation_life(life: None) -> None:
     # WHEN CloudFormation's life runs: written out where a generated one brings it about too seldom, then as
     # Hypothesis generates it, with the invariants checked after every step
@@ -1253,7 +1964,17 @@ def test_cloudformation_life(life: None) -> None:
     scripted(a_delete_that_cannot_read_its_experiment)
     scripted(an_experiment_deleted_right_before_the_stop)
     scripted(a_moved_stoppers_clean_up_delivered_again_during_the_deletion)
+    scripted(a_spike_between_two_looks)
+    scripted(a_bake_whose_every_alarm_lacks_data)
+    scripted(a_late_link_after_a_later_deploy)
+    scripted(a_copy_during_the_bake)
+    scripted(a_later_operation_while_a_link_bakes)
+    scripted(a_rollback_that_fails)
+    scripted(a_rollback_handed_on)
+    scripted(a_bake_whose_alarm_is_deleted)
+    scripted(a_bake_that_cannot_end_by_the_deadline)
     run_state_machine_as_test(CloudFormationLife, settings=SETTINGS)
 
     # THEN the machine brought about every situation it claims to test
+    print(sorted(SITUATIONS.items()))
     assert set(+SITUATIONS) >= MUST_HAPPEN, f"never happened: {sorted(MUST_HAPPEN - set(+SITUATIONS))}"
