@@ -41,7 +41,7 @@ def promoting(run: Run, experiment: Experiment, state: State) -> Next | Outcome:
         return Next(state)
     status, serving = endpoint["EndpointStatus"], endpoint.get("EndpointConfigName")
     if state.follower and _shows_rollback(endpoint, config, experiment):
-        return _rolled_back_before(run, experiment, state)
+        return _rolled_back_before(state)
     # A promotion makes a configuration of its own, never RollBackTo: an experiment that names RollBackTo (or none)
     # right after it completed still shows the endpoint before the promotion (*unverified* how long SageMaker
     # reports the old configuration): the one it serves next, InService, is the promotion's.
@@ -116,8 +116,8 @@ def _passed(run: Run, experiment: Experiment, state: State, verdict: BakeVerdict
         if run.now() < run.timing.deadline - RESERVE_SECONDS / 2:
             return Next(state)
         return fail(run, experiment, state, BakeVerdict("fail", "the endpoint could not be read at the bake's end"))
-    if config is not None and (updating_to(endpoint) == config or (state.follower and _serving(endpoint) == config)):
-        return _rolled_back_before(run, experiment, state)
+    if config is not None and (updating_to(endpoint) == config or (state.follower and serves(endpoint, config))):
+        return _rolled_back_before(state)
     if serves(endpoint, state.promoted):
         answered = not state.follower or _answered_success(run) or run.now() >= run.timing.deadline - RESERVE_SECONDS
         if not answered:
@@ -238,7 +238,7 @@ def _shows_rollback(endpoint: Endpoint, config: str | None, experiment: Experime
     completed = experiment.get("CompletionTime")
     modified = endpoint.get("LastModifiedTime")
     return (
-        _serving(endpoint) == config
+        serves(endpoint, config)
         and completed is not None
         and modified is not None
         and modified.timestamp() > completed.timestamp()
@@ -263,7 +263,7 @@ def _still_answering(run: Run) -> bool:
     return waiting and run.now() < run.timing.deadline - RESERVE_SECONDS
 
 
-def _rolled_back_before(run: Run, experiment: Experiment, state: State) -> Next:
+def _rolled_back_before(state: State) -> Next:
     """Another delivery of this event rolled the endpoint back: wait for it to serve RollBackTo, and answer then."""
     return Next(replace(state, phase=Phase.ROLLING_BACK), at_once=True)
 
@@ -276,7 +276,3 @@ def _endpoint(run: Run, experiment: Experiment) -> Endpoint | None:
     except Unreadable as error:
         logger.warning("%s; still waiting", error)
         return None
-
-
-def _serving(endpoint: Endpoint) -> str | None:
-    return endpoint.get("EndpointConfigName") if endpoint.get("EndpointStatus") == "InService" else None

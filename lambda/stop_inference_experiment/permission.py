@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 import rules
 from aws import Clock, Unreadable, read
 from outcomes import NoStop, StopFailed
+from sagemaker_api import serves, updating_to
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
@@ -329,7 +330,7 @@ class Gate:
             self._refuse(f"{refused}: the endpoint could not be read right before")
         serving, status = endpoint.get("EndpointConfigName"), endpoint.get("EndpointStatus")
         pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
-        if (status == "Updating" and pending == config) or (status == "InService" and serving == config):
+        if updating_to(endpoint) == config or serves(endpoint, config):
             return False  # this event's rollback, sent before (by this delivery or another): not sent again
         on_promotion = serving == promoted and (
             status == "InService" or (status == "Updating" and pending in (None, promoted))
