@@ -19,6 +19,7 @@ from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 from conftest import load_event
 from inference_experiment_stopper import GuardFailure, InferenceExperimentStopper, ModelVariantAction, PromotionGuard
+from test_shadow_test import sagemaker_arn
 
 PROMOTE = {"shadow": ModelVariantAction.PROMOTE, "production": ModelVariantAction.REMOVE}
 
@@ -198,20 +199,7 @@ def test_a_bake_describes_the_experiment_s_endpoint_by_its_own_arn_and_may_updat
                         {
                             "Action": "sagemaker:DescribeEndpoint",
                             "Effect": "Allow",
-                            "Resource": {
-                                "Fn::Join": [
-                                    "",
-                                    [
-                                        "arn:",
-                                        {"Ref": "AWS::Partition"},
-                                        ":sagemaker:",
-                                        {"Ref": "AWS::Region"},
-                                        ":",
-                                        {"Ref": "AWS::AccountId"},
-                                        ":endpoint/shadow-test-endpoint",
-                                    ],
-                                ]
-                            },
+                            "Resource": sagemaker_arn("endpoint/shadow-test-endpoint"),
                         }
                     ]
                 )
